@@ -1,0 +1,301 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/esh3artech/esh3artech/storage"
+)
+
+// API serves the REST routes for business clients.
+type API struct {
+	cfg    *Config
+	store  *storage.Store
+	auth   *Authenticator
+	phones *PhoneNormalizer
+	log    *zap.Logger
+}
+
+const principalKey = "principal"
+
+// Register mounts the API's routes on e.
+func (a *API) Register(e *echo.Echo) {
+	compat := e.Group("/api/app/message", a.authenticate)
+	compat.POST("/send-one-way-message", a.compatSend)
+	compat.POST("/ingestion-send-one-way-message", a.compatSend)
+	compat.POST("/ingestion-batch-message", a.compatBatch)
+	compat.GET("/message-by-id", a.compatGet)
+
+	v1 := e.Group("/api/v1", a.authenticate)
+	v1.POST("/messages", a.v1Send)
+	v1.POST("/messages/batch", a.v1Batch)
+	v1.GET("/messages/:id", a.v1Get)
+}
+
+// authenticate rejects requests without valid business credentials and
+// stores the Principal of the others in the context.
+func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p, err := a.auth.Business(c.Request())
+		if err != nil {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer, ApiKey header="X-Api-Key"`)
+			return writeAPIError(c, newAPIError(http.StatusUnauthorized, "unauthenticated",
+				err.Error()+"."))
+		}
+		c.Set(principalKey, p)
+		return next(c)
+	}
+}
+
+func principal(c echo.Context) Principal {
+	p, _ := c.Get(principalKey).(Principal)
+	return p
+}
+
+// compatSend accepts one message on the previous service's routes.
+func (a *API) compatSend(c echo.Context) error {
+	ids, _, err := a.acceptSingle(c, false)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	return c.JSON(http.StatusOK, map[string]string{"id": ids[0].String()})
+}
+
+// v1Send accepts one message and answers 202 with its id and Location.
+func (a *API) v1Send(c echo.Context) error {
+	ids, replay, err := a.acceptSingle(c, true)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	setReplayed(c, replay)
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/messages/"+ids[0].String())
+	return c.JSON(http.StatusAccepted, map[string]any{
+		"id": ids[0].String(), "status": int(storage.StatusQueued),
+	})
+}
+
+func (a *API) acceptSingle(c echo.Context, strict bool) ([]storage.ID, bool, error) {
+	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	if err != nil {
+		return nil, false, err
+	}
+	var req sendRequest
+	if err := decodeJSON(body, &req, strict); err != nil {
+		return nil, false, err
+	}
+	d, errs := a.validateMessage("", "recipientPhoneNumber", req.RecipientPhoneNumber,
+		req.MessageContent, req.Subject, req.Priority)
+	if len(errs) > 0 {
+		return nil, false, validationError(errs...)
+	}
+	return a.accept(c, body, []draft{d})
+}
+
+// compatBatch accepts up to 500 messages, all or none, on the previous
+// service's route.
+func (a *API) compatBatch(c echo.Context) error {
+	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	var req struct {
+		BatchMessages []batchItem `json:"batchMessages"`
+	}
+	if err := decodeJSON(body, &req, false); err != nil {
+		return a.fail(c, err)
+	}
+	drafts, err := a.validateBatch("batchMessages", len(req.BatchMessages), func(i int) (draft, []FieldError) {
+		it := req.BatchMessages[i]
+		return a.validateMessage(fmt.Sprintf("batchMessages[%d].", i), "mobileNumber",
+			it.MobileNumber, it.MessageContent, it.Subject, nil)
+	})
+	if err != nil {
+		return a.fail(c, err)
+	}
+	if _, _, err := a.accept(c, body, drafts); err != nil {
+		return a.fail(c, err)
+	}
+	return c.JSON(http.StatusOK, true)
+}
+
+// v1Batch accepts up to 500 messages, all or none, and answers their ids in
+// the order of the request.
+func (a *API) v1Batch(c echo.Context) error {
+	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	var req struct {
+		Messages []sendRequest `json:"messages"`
+	}
+	if err := decodeJSON(body, &req, true); err != nil {
+		return a.fail(c, err)
+	}
+	drafts, err := a.validateBatch("messages", len(req.Messages), func(i int) (draft, []FieldError) {
+		it := req.Messages[i]
+		return a.validateMessage(fmt.Sprintf("messages[%d].", i), "recipientPhoneNumber",
+			it.RecipientPhoneNumber, it.MessageContent, it.Subject, it.Priority)
+	})
+	if err != nil {
+		return a.fail(c, err)
+	}
+	ids, replay, err := a.accept(c, body, drafts)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	setReplayed(c, replay)
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"ids": out})
+}
+
+// maxFieldErrors bounds the field errors listed for one batch.
+const maxFieldErrors = 50
+
+func (a *API) validateBatch(field string, n int, item func(int) (draft, []FieldError)) ([]draft, error) {
+	if n == 0 {
+		return nil, validationError(FieldError{field, "missing or empty; send 1 to 500 messages"})
+	}
+	if n > maxBatchLen {
+		return nil, validationError(FieldError{field,
+			fmt.Sprintf("%d messages is more than the maximum of %d; split the batch", n, maxBatchLen)})
+	}
+	drafts := make([]draft, n)
+	var errs []FieldError
+	for i := range n {
+		d, fe := item(i)
+		drafts[i] = d
+		errs = append(errs, fe...)
+	}
+	if len(errs) > 0 {
+		if len(errs) > maxFieldErrors {
+			errs = errs[:maxFieldErrors]
+		}
+		return nil, validationError(errs...)
+	}
+	return drafts, nil
+}
+
+var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
+
+// accept stores drafts durably and returns their ids; only then may the
+// caller answer.
+func (a *API) accept(c echo.Context, body []byte, drafts []draft) ([]storage.ID, bool, error) {
+	p := principal(c)
+	idem := storage.Idempotency{}
+	if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
+		if !idempotencyKeyPattern.MatchString(key) {
+			return nil, false, newAPIError(http.StatusBadRequest, "invalid_idempotency_key",
+				"The Idempotency-Key header must be 1 to 255 visible ASCII characters.")
+		}
+		route := c.Request().Method + " " + c.Path() + "\n"
+		idem = storage.Idempotency{
+			Client: p.ClientID, Key: key, TTL: a.cfg.Storage.IdempotencyTTL,
+			Hash: sha256.Sum256(append([]byte(route), body...)),
+		}
+	}
+	msgs, err := newMessages(p.ClientID, drafts)
+	if err != nil {
+		return nil, false, err
+	}
+	ids, replay, err := a.store.Accept(c.Request().Context(), msgs, idem)
+	if err != nil {
+		return nil, false, err
+	}
+	if !replay {
+		for _, m := range msgs {
+			a.log.Debug("message accepted", zap.Stringer("msg_id", m.ID),
+				zap.String("client_id", p.ClientID))
+		}
+	}
+	return ids, replay, nil
+}
+
+func setReplayed(c echo.Context, replay bool) {
+	if replay {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+}
+
+// compatGet returns a message of the calling client by the messageId query
+// parameter.
+func (a *API) compatGet(c echo.Context) error {
+	return a.getMessage(c, "messageId", c.QueryParam("messageId"))
+}
+
+// v1Get returns a message of the calling client by its id.
+func (a *API) v1Get(c echo.Context) error {
+	return a.getMessage(c, "id", c.Param("id"))
+}
+
+func (a *API) getMessage(c echo.Context, field, raw string) error {
+	id, err := parseID(field, raw)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	m, err := a.store.Get(c.Request().Context(), id)
+	p := principal(c)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && m.CreatorID != p.ClientID && !p.Admin) {
+		return a.fail(c, newAPIError(http.StatusNotFound, "message_not_found",
+			fmt.Sprintf("No message with id %s was sent by this client.", id)))
+	}
+	if err != nil {
+		return a.fail(c, err)
+	}
+	return c.JSON(http.StatusOK, viewOf(m))
+}
+
+func parseID(field, raw string) (storage.ID, error) {
+	if raw == "" {
+		return storage.ID{}, validationError(FieldError{field, "missing; send the message id"})
+	}
+	id, err := parseUUID(raw)
+	if err != nil {
+		return storage.ID{}, validationError(FieldError{field,
+			fmt.Sprintf("%q is not a UUID such as 0192f0c4-6b1e-7c39-9a4e-2f1d8c3b5a60", raw)})
+	}
+	return id, nil
+}
+
+// fail writes err as an API error. Storage failures become 503 answers
+// that tell the client to retry; they never carry an id.
+func (a *API) fail(c echo.Context, err error) error {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return writeAPIError(c, apiErr)
+	}
+	return writeAPIError(c, a.storageError(c, err))
+}
+
+func (a *API) storageError(c echo.Context, err error) *APIError {
+	retry := func(code, detail string, after time.Duration) *APIError {
+		e := newAPIError(http.StatusServiceUnavailable, code, detail)
+		e.RetryAfter = after
+		return e
+	}
+	switch {
+	case errors.Is(err, storage.ErrIdempotencyConflict):
+		return newAPIError(http.StatusUnprocessableEntity, "idempotency_key_reused",
+			"This Idempotency-Key was used with a different request; use a new key for a new request.")
+	case errors.Is(err, storage.ErrLowDisk):
+		a.log.Warn("message rejected", zap.String("reason", "low_disk"), zap.Error(err))
+		return retry("low_disk", "The node is low on disk space and accepted nothing; "+
+			"retry later.", 30*time.Second)
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, context.Canceled):
+		return retry("shutting_down", "The node is shutting down and accepted nothing; "+
+			"retry, another node may take the request.", time.Second)
+	}
+	a.log.Error("store operation failed", zap.String("path", c.Path()), zap.Error(err))
+	return retry("storage_unavailable", "The node's storage failed, so the request was not "+
+		"completed and accepted nothing; retry later.", 10*time.Second)
+}

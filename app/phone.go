@@ -1,0 +1,61 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ErrInvalidPhone is returned for a phone number that is not a valid
+// recipient.
+var ErrInvalidPhone = errors.New("invalid phone number")
+
+// PhoneNormalizer turns the accepted spellings of a phone number into the
+// stored form: the country code followed by the national number, digits only.
+type PhoneNormalizer struct {
+	countryCode string
+	local       *regexp.Regexp
+}
+
+// NewPhoneNormalizer returns a normalizer for numbers of the given country
+// code whose national part matches localPattern.
+func NewPhoneNormalizer(c PhoneConfig) (*PhoneNormalizer, error) {
+	re, err := regexp.Compile(c.LocalPattern)
+	if err != nil {
+		return nil, fmt.Errorf("phone: local pattern: %w", err)
+	}
+	return &PhoneNormalizer{countryCode: c.CountryCode, local: re}, nil
+}
+
+// Normalize accepts the national number alone, or prefixed with the
+// country code, "+" and the country code, or "00" and the country code
+// (spaces and dashes are ignored), and returns country code and national
+// number as digits. Any other input returns an error wrapping
+// ErrInvalidPhone that says what was expected.
+func (p *PhoneNormalizer) Normalize(s string) (string, error) {
+	n := strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(s))
+	switch {
+	case strings.HasPrefix(n, "+"+p.countryCode):
+		n = n[1+len(p.countryCode):]
+	case strings.HasPrefix(n, "00"+p.countryCode):
+		n = n[2+len(p.countryCode):]
+	case strings.HasPrefix(n, p.countryCode) && !p.local.MatchString(n):
+		n = n[len(p.countryCode):]
+	}
+	if !p.local.MatchString(n) || !allDigits(n) {
+		return "", fmt.Errorf("%w: %q is not a national number matching %s, optionally "+
+			"prefixed with %s, +%s or 00%s", ErrInvalidPhone, s, p.local, p.countryCode,
+			p.countryCode, p.countryCode)
+	}
+	return p.countryCode + n, nil
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,105 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// readJSONBody checks the content type and size of the request body and
+// returns it. It returns an *APIError for each kind of bad input.
+func readJSONBody(c echo.Context, limit int64) ([]byte, error) {
+	r := c.Request()
+	if err := checkJSONContentType(r.Header.Get(echo.HeaderContentType)); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, newAPIError(http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("The request body is larger than the limit of %d bytes; "+
+				"send fewer or shorter messages per request.", limit))
+	}
+	if err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "body_unreadable",
+			"The request body could not be read: "+err.Error())
+	}
+	return body, nil
+}
+
+func checkJSONContentType(ct string) error {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || mt == "text/json" ||
+		(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+		return nil
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return newAPIError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		fmt.Sprintf("Content-Type %s is not supported; send the body as application/json.", ct))
+}
+
+// decodeJSON decodes body into v. Field names match case-insensitively.
+// With strict set, fields that v does not have are rejected. Errors say
+// where the body failed to parse.
+func decodeJSON(body []byte, v any, strict bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.More() {
+			return malformed("unexpected data after the JSON value at offset %d", dec.InputOffset())
+		}
+		return nil
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return malformed("the body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed("the JSON ends early")
+	case errors.As(err, &syn):
+		return malformed("%s at offset %d", syn.Error(), syn.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return validationError(FieldError{Field: field,
+			Detail: fmt.Sprintf("expected %s, got JSON %s", jsonType(typ.Type.Kind().String()), typ.Value)})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return validationError(FieldError{Field: name, Detail: "unknown field; check its spelling"})
+	}
+	return malformed("%s", err.Error())
+}
+
+func malformed(format string, args ...any) error {
+	return newAPIError(http.StatusBadRequest, "malformed_json",
+		"The body is not valid JSON: "+fmt.Sprintf(format, args...)+".")
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	}
+	return "a number"
+}
