@@ -83,6 +83,13 @@ type Message struct {
 	LastRetryAt   *time.Time `json:"lr,omitempty"`
 	NextRetryAt   *time.Time `json:"nr,omitempty"`
 	MovedToDlqAt  *time.Time `json:"dq,omitempty"`
+
+	// Attempts counts the sends to the recipient's devices. RetryCount is
+	// Attempts-1 once the message was sent.
+	Attempts int `json:"a,omitempty"`
+	// Due is the time of the message's entry in the retry schedule while it
+	// is in an inbox: the next retry while sent, else its expiry.
+	Due time.Time `json:"du,omitzero"`
 }
 
 func encodeMessage(m *Message) ([]byte, error) {
@@ -99,4 +106,16 @@ func decodeMessage(b []byte) (*Message, error) {
 		return nil, fmt.Errorf("storage: decode message: %w: %w", ErrCorrupt, err)
 	}
 	return m, nil
+}
+
+// ParseID parses a message id in the canonical 36-character UUID form.
+func ParseID(s string) (ID, error) {
+	if len(s) != 36 {
+		return ID{}, fmt.Errorf("storage: invalid message id %q: expected 36 characters", s)
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return ID{}, fmt.Errorf("storage: invalid message id %q: %w", s, err)
+	}
+	return id, nil
 }

@@ -55,6 +55,9 @@ type Store struct {
 	closed bool
 
 	idemLocks [64]sync.Mutex
+
+	// transMu serialises the state transitions of stored messages.
+	transMu sync.Mutex
 	stalled   atomic.Bool
 	disk      diskProbe
 

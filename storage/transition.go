@@ -1,0 +1,212 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrNotInDLQ is returned when requeuing a message that is not dead-lettered.
+var ErrNotInDLQ = errors.New("storage: message is not in the dead-letter queue")
+
+// A message moves through these tables:
+//
+//	Accept:       m + q                          status Queued
+//	MoveToInbox:  q  -> i + r(expiry)            status Pending
+//	MarkSent:     r(old) -> r(next retry)        status Sent
+//	Acknowledge:  i, r, d removed                status Delivered
+//	DeadLetter:   i, r removed, d added          status Failed
+//	Requeue:      d removed, q added             status Queued
+//
+// Each step is one batch committed with Sync, so a record is never deleted
+// before its successor is durable. Steps after Accept run under s.transMu,
+// so a step always reads the result of the previous one.
+
+// PeekQueue returns up to limit messages of the durable queue in
+// acceptance order, without removing them.
+func (s *Store) PeekQueue(ctx context.Context, limit int) ([]*Message, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	lower := []byte{prefixQueue}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read queue: %w", err)
+	}
+	defer it.Close()
+	var out []*Message
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		m, err := s.getLocked(idFromSuffix(it.Key()))
+		if errors.Is(err, ErrNotFound) {
+			continue // a queue entry whose message is gone is skipped
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, it.Error()
+}
+
+// MoveToInbox moves queued messages into their recipients' inboxes as
+// Pending, schedules their expiry at creation time plus ttl, and deletes
+// their queue entries, in one batch. Messages no longer queued are skipped.
+// It returns the moved messages as stored.
+func (s *Store) MoveToInbox(ctx context.Context, msgs []*Message, ttl time.Duration) ([]*Message, error) {
+	return s.transition(ctx, ids(msgs), func(b *pebble.Batch, m *Message) (bool, error) {
+		if m.Status != StatusQueued {
+			return false, nil
+		}
+		m.Status = StatusPending
+		m.Due = m.CreationTime.Add(ttl)
+		_ = b.Delete(queueKey(m.ID), nil)
+		_ = b.Set(inboxKey(m.Recipient, m.Priority, m.ID), nil, nil)
+		_ = b.Set(retryKey(m.Due, m.ID), nil, nil)
+		return true, nil
+	})
+}
+
+// MarkSent records a send of each message that is still Pending or Sent:
+// status Sent, one more attempt, and the next retry at next(m). It returns
+// the updated messages; acknowledged or dead-lettered ones are left out.
+func (s *Store) MarkSent(ctx context.Context, msgIDs []ID, now time.Time,
+	next func(*Message) time.Time) ([]*Message, error) {
+	return s.transition(ctx, msgIDs, func(b *pebble.Batch, m *Message) (bool, error) {
+		if m.Status != StatusPending && m.Status != StatusSent {
+			return false, nil
+		}
+		m.Status = StatusSent
+		m.Attempts++
+		if m.Attempts > 1 {
+			m.RetryCount = m.Attempts - 1
+			at := now
+			m.LastRetryAt = &at
+		}
+		due := next(m)
+		m.NextRetryAt = &due
+		s.moveDue(b, m, due)
+		return true, nil
+	})
+}
+
+// Reschedule moves the retry schedule entry of each message still in an
+// inbox to due, without counting an attempt.
+func (s *Store) Reschedule(ctx context.Context, msgIDs []ID, due time.Time) ([]*Message, error) {
+	return s.transition(ctx, msgIDs, func(b *pebble.Batch, m *Message) (bool, error) {
+		if m.Status != StatusPending && m.Status != StatusSent {
+			return false, nil
+		}
+		s.moveDue(b, m, due)
+		return true, nil
+	})
+}
+
+func (s *Store) moveDue(b *pebble.Batch, m *Message, due time.Time) {
+	_ = b.Delete(retryKey(m.Due, m.ID), nil)
+	m.Due = due
+	_ = b.Set(retryKey(due, m.ID), nil, nil)
+}
+
+// DeadLetter marks each message still in an inbox Failed with reason,
+// removes it from its inbox and the retry schedule, and adds it to the
+// dead-letter index.
+func (s *Store) DeadLetter(ctx context.Context, msgIDs []ID, reason string, now time.Time) ([]*Message, error) {
+	return s.transition(ctx, msgIDs, func(b *pebble.Batch, m *Message) (bool, error) {
+		if m.Status != StatusPending && m.Status != StatusSent {
+			return false, nil
+		}
+		_ = b.Delete(inboxKey(m.Recipient, m.Priority, m.ID), nil)
+		_ = b.Delete(retryKey(m.Due, m.ID), nil)
+		m.Status = StatusFailed
+		m.FailureReason = reason
+		at := now
+		m.MovedToDlqAt = &at
+		m.NextRetryAt = nil
+		m.Due = time.Time{}
+		_ = b.Set(dlqKey(at, m.ID), nil, nil)
+		return true, nil
+	})
+}
+
+// Requeue puts a dead-lettered message back into the durable queue with
+// its attempts reset. It returns ErrNotFound or ErrNotInDLQ.
+func (s *Store) Requeue(ctx context.Context, id ID) (*Message, error) {
+	var found, failed bool
+	out, err := s.transition(ctx, []ID{id}, func(b *pebble.Batch, m *Message) (bool, error) {
+		found = true
+		if m.Status != StatusFailed {
+			return false, nil
+		}
+		failed = true
+		_ = b.Delete(dlqKey(*m.MovedToDlqAt, m.ID), nil)
+		m.Status = StatusQueued
+		m.Attempts, m.RetryCount = 0, 0
+		m.FailureReason = ""
+		m.MovedToDlqAt, m.NextRetryAt, m.LastRetryAt = nil, nil, nil
+		_ = b.Set(queueKey(m.ID), nil, nil)
+		return true, nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
+		return nil, ErrNotFound
+	case !failed:
+		return nil, ErrNotInDLQ
+	}
+	return out[0], nil
+}
+
+// transition applies step to each message under s.transMu and commits the
+// changed ones with Sync in one batch. step returns whether it changed m.
+// Unknown ids are skipped.
+func (s *Store) transition(ctx context.Context, msgIDs []ID,
+	step func(*pebble.Batch, *Message) (bool, error)) ([]*Message, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	s.transMu.Lock()
+	defer s.transMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var changed []*Message
+	for _, id := range msgIDs {
+		m, err := s.getLocked(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ok, err := step(b, m)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		v, err := encodeMessage(m)
+		if err != nil {
+			return nil, err
+		}
+		_ = b.Set(messageKey(m.ID), v, nil)
+		changed = append(changed, m)
+	}
+	if len(changed) == 0 {
+		return nil, nil
+	}
+	return changed, s.commit(b)
+}
+
+func ids(msgs []*Message) []ID {
+	out := make([]ID, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
+}
