@@ -89,6 +89,10 @@ func (s *Store) acceptLocked(msgs []*Message, idem *Idempotency) ([]ID, bool, er
 	if err := s.commit(b); err != nil {
 		return nil, false, err
 	}
+	s.count.queue.Add(int64(len(msgs)))
+	for _, m := range msgs {
+		s.count.addPhone(m.Recipient, 1)
+	}
 	return ids, false, nil
 }
 

@@ -27,6 +27,7 @@ func (s *Store) Acknowledge(ctx context.Context, acks []Ack, now time.Time) ([]e
 	defer s.exit()
 	s.transMu.Lock()
 	defer s.transMu.Unlock()
+	s.afterCommit = s.afterCommit[:0]
 	b := s.db.NewBatch()
 	defer b.Close()
 	results := make([]error, len(acks))
@@ -56,10 +57,13 @@ func (s *Store) Acknowledge(ctx context.Context, acks []Ack, now time.Time) ([]e
 	if len(pending) == 0 {
 		return results, nil
 	}
-	return results, s.commit(b)
+	return results, s.commitTransition(b)
 }
 
 func (s *Store) deliverLocked(b *pebble.Batch, m *Message, now time.Time) error {
+	if m.Status == StatusPending || m.Status == StatusSent {
+		s.onCommit(func() { s.count.inbox.Add(-1); s.count.addPhone(m.Recipient, -1) })
+	}
 	_ = b.Delete(inboxKey(m.Recipient, m.Priority, m.ID), nil)
 	if !m.Due.IsZero() {
 		_ = b.Delete(retryKey(m.Due, m.ID), nil)

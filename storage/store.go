@@ -58,8 +58,13 @@ type Store struct {
 
 	// transMu serialises the state transitions of stored messages.
 	transMu sync.Mutex
+	// afterCommit holds the counter updates of the transition in
+	// progress. Guarded by transMu.
+	afterCommit []func()
 	stalled   atomic.Bool
 	disk      diskProbe
+
+	count counters
 
 	// failed holds the first fatal write error. Pebble's commit pipeline
 	// cannot be used after one, so every later write returns it at once.
@@ -87,6 +92,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
 	s.db = db
+	if err := s.count.load(db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -95,12 +104,17 @@ func (s *Store) pebbleEvents() *pebble.EventListener {
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 			s.stalled.Store(true)
+			s.count.stalls.Add(1)
+			s.count.stallStart.Store(time.Now().UnixNano())
 			if ev.WriteStallBegin != nil {
 				ev.WriteStallBegin(info.Reason)
 			}
 		},
 		WriteStallEnd: func() {
 			s.stalled.Store(false)
+			if start := s.count.stallStart.Swap(0); start != 0 {
+				s.count.stallNanos.Add(time.Now().UnixNano() - start)
+			}
 			if ev.WriteStallEnd != nil {
 				ev.WriteStallEnd()
 			}

@@ -63,6 +63,7 @@ func (s *Store) MoveToInbox(ctx context.Context, msgs []*Message, ttl time.Durat
 		}
 		m.Status = StatusPending
 		m.Due = m.CreationTime.Add(ttl)
+		s.onCommit(func() { s.count.queue.Add(-1); s.count.inbox.Add(1) })
 		_ = b.Delete(queueKey(m.ID), nil)
 		_ = b.Set(inboxKey(m.Recipient, m.Priority, m.ID), nil, nil)
 		_ = b.Set(retryKey(m.Due, m.ID), nil, nil)
@@ -128,6 +129,7 @@ func (s *Store) DeadLetter(ctx context.Context, msgIDs []ID, reason string, now 
 		m.NextRetryAt = nil
 		m.Due = time.Time{}
 		_ = b.Set(dlqKey(at, m.ID), nil, nil)
+		s.onCommit(func() { s.count.inbox.Add(-1); s.count.addPhone(m.Recipient, -1) })
 		return true, nil
 	})
 }
@@ -148,6 +150,7 @@ func (s *Store) Requeue(ctx context.Context, id ID) (*Message, error) {
 		m.FailureReason = ""
 		m.MovedToDlqAt, m.NextRetryAt, m.LastRetryAt = nil, nil, nil
 		_ = b.Set(queueKey(m.ID), nil, nil)
+		s.onCommit(func() { s.count.queue.Add(1); s.count.addPhone(m.Recipient, 1) })
 		return true, nil
 	})
 	switch {
@@ -172,6 +175,7 @@ func (s *Store) transition(ctx context.Context, msgIDs []ID,
 	defer s.exit()
 	s.transMu.Lock()
 	defer s.transMu.Unlock()
+	s.afterCommit = s.afterCommit[:0]
 	b := s.db.NewBatch()
 	defer b.Close()
 	var changed []*Message
@@ -198,9 +202,28 @@ func (s *Store) transition(ctx context.Context, msgIDs []ID,
 		changed = append(changed, m)
 	}
 	if len(changed) == 0 {
+		s.afterCommit = s.afterCommit[:0]
 		return nil, nil
 	}
-	return changed, s.commit(b)
+	return changed, s.commitTransition(b)
+}
+
+// onCommit runs f once the current transition's batch is committed. The
+// caller must hold s.transMu.
+func (s *Store) onCommit(f func()) { s.afterCommit = append(s.afterCommit, f) }
+
+// commitTransition commits b and then runs the onCommit functions. The
+// caller must hold s.transMu.
+func (s *Store) commitTransition(b *pebble.Batch) error {
+	fns := s.afterCommit
+	s.afterCommit = s.afterCommit[:0]
+	if err := s.commit(b); err != nil {
+		return err
+	}
+	for _, f := range fns {
+		f()
+	}
+	return nil
 }
 
 func ids(msgs []*Message) []ID {
