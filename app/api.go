@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,27 +18,55 @@ import (
 
 // API serves the REST routes for business clients.
 type API struct {
-	cfg    *Config
-	store  *storage.Store
-	auth   *Authenticator
-	phones *PhoneNormalizer
-	log    *zap.Logger
+	cfg      *Config
+	store    *storage.Store
+	auth     *Authenticator
+	phones   *PhoneNormalizer
+	delivery Delivery
+	log      *zap.Logger
+}
+
+// Delivery is the part of the router that the API drives.
+type Delivery interface {
+	// Notify tells the router that the queue has new messages.
+	Notify()
+	// Requeue puts a dead-lettered message back into the queue.
+	Requeue(ctx context.Context, id storage.ID) (*storage.Message, error)
 }
 
 const principalKey = "principal"
 
 // Register mounts the API's routes on e.
 func (a *API) Register(e *echo.Echo) {
-	compat := e.Group("/api/app/message", a.authenticate)
+	compat := authGroup{e.Group("/api/app/message"), a.authenticate}
 	compat.POST("/send-one-way-message", a.compatSend)
 	compat.POST("/ingestion-send-one-way-message", a.compatSend)
 	compat.POST("/ingestion-batch-message", a.compatBatch)
 	compat.GET("/message-by-id", a.compatGet)
 
-	v1 := e.Group("/api/v1", a.authenticate)
+	v1 := authGroup{e.Group("/api/v1"), a.authenticate}
 	v1.POST("/messages", a.v1Send)
 	v1.POST("/messages/batch", a.v1Batch)
 	v1.GET("/messages/:id", a.v1Get)
+	v1.GET("/dlq", a.listDLQ)
+	v1.POST("/dlq/:id/requeue", a.requeueDLQ)
+}
+
+// authGroup adds routes under a group's prefix with the authentication
+// middleware on each route. Middleware passed to echo.Group would instead
+// register a catch-all route for the prefix, which answers 404 where a
+// known path gets a wrong method (405) and 401 for unknown paths.
+type authGroup struct {
+	group        *echo.Group
+	authenticate echo.MiddlewareFunc
+}
+
+func (g authGroup) GET(path string, h echo.HandlerFunc) {
+	g.group.GET(path, h, g.authenticate)
+}
+
+func (g authGroup) POST(path string, h echo.HandlerFunc) {
+	g.group.POST(path, h, g.authenticate)
 }
 
 // authenticate rejects requests without valid business credentials and
@@ -62,16 +91,25 @@ func principal(c echo.Context) Principal {
 
 // compatSend accepts one message on the previous service's routes.
 func (a *API) compatSend(c echo.Context) error {
-	ids, _, err := a.acceptSingle(c, false)
+	body, drafts, err := a.readSend(c, false)
 	if err != nil {
 		return a.fail(c, err)
 	}
+	ids, replay, err := a.accept(c, body, drafts)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	setReplayed(c, replay)
 	return c.JSON(http.StatusOK, map[string]string{"id": ids[0].String()})
 }
 
 // v1Send accepts one message and answers 202 with its id and Location.
 func (a *API) v1Send(c echo.Context) error {
-	ids, replay, err := a.acceptSingle(c, true)
+	body, drafts, err := a.readSend(c, true)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	ids, replay, err := a.accept(c, body, drafts)
 	if err != nil {
 		return a.fail(c, err)
 	}
@@ -82,35 +120,53 @@ func (a *API) v1Send(c echo.Context) error {
 	})
 }
 
-func (a *API) acceptSingle(c echo.Context, strict bool) ([]storage.ID, bool, error) {
+// readSend reads, decodes and validates the body of a single send. With
+// strict set, as on the /api/v1 routes, unknown fields are rejected. Every
+// error is an *APIError.
+func (a *API) readSend(c echo.Context, strict bool) ([]byte, []draft, error) {
 	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	var req sendRequest
 	if err := decodeJSON(body, &req, strict); err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	d, errs := a.validateMessage("", "recipientPhoneNumber", req.RecipientPhoneNumber,
 		req.MessageContent, req.Subject, req.Priority)
 	if len(errs) > 0 {
-		return nil, false, validationError(errs...)
+		return nil, nil, validationError(errs...)
 	}
-	return a.accept(c, body, []draft{d})
+	return body, []draft{d}, nil
 }
 
 // compatBatch accepts up to 500 messages, all or none, on the previous
 // service's route.
 func (a *API) compatBatch(c echo.Context) error {
-	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	body, drafts, err := a.readCompatBatch(c)
 	if err != nil {
 		return a.fail(c, err)
+	}
+	_, replay, err := a.accept(c, body, drafts)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	setReplayed(c, replay)
+	return c.JSON(http.StatusOK, true)
+}
+
+// readCompatBatch reads, decodes and validates the body of the previous
+// service's batch route. Every error is an *APIError.
+func (a *API) readCompatBatch(c echo.Context) ([]byte, []draft, error) {
+	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	if err != nil {
+		return nil, nil, err
 	}
 	var req struct {
 		BatchMessages []batchItem `json:"batchMessages"`
 	}
 	if err := decodeJSON(body, &req, false); err != nil {
-		return a.fail(c, err)
+		return nil, nil, err
 	}
 	drafts, err := a.validateBatch("batchMessages", len(req.BatchMessages), func(i int) (draft, []FieldError) {
 		it := req.BatchMessages[i]
@@ -118,32 +174,15 @@ func (a *API) compatBatch(c echo.Context) error {
 			it.MobileNumber, it.MessageContent, it.Subject, nil)
 	})
 	if err != nil {
-		return a.fail(c, err)
+		return nil, nil, err
 	}
-	if _, _, err := a.accept(c, body, drafts); err != nil {
-		return a.fail(c, err)
-	}
-	return c.JSON(http.StatusOK, true)
+	return body, drafts, nil
 }
 
 // v1Batch accepts up to 500 messages, all or none, and answers their ids in
 // the order of the request.
 func (a *API) v1Batch(c echo.Context) error {
-	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
-	if err != nil {
-		return a.fail(c, err)
-	}
-	var req struct {
-		Messages []sendRequest `json:"messages"`
-	}
-	if err := decodeJSON(body, &req, true); err != nil {
-		return a.fail(c, err)
-	}
-	drafts, err := a.validateBatch("messages", len(req.Messages), func(i int) (draft, []FieldError) {
-		it := req.Messages[i]
-		return a.validateMessage(fmt.Sprintf("messages[%d].", i), "recipientPhoneNumber",
-			it.RecipientPhoneNumber, it.MessageContent, it.Subject, it.Priority)
-	})
+	body, drafts, err := a.readV1Batch(c)
 	if err != nil {
 		return a.fail(c, err)
 	}
@@ -157,6 +196,30 @@ func (a *API) v1Batch(c echo.Context) error {
 		out[i] = id.String()
 	}
 	return c.JSON(http.StatusAccepted, map[string]any{"ids": out})
+}
+
+// readV1Batch reads, decodes and validates the body of the /api/v1 batch
+// route. Every error is an *APIError.
+func (a *API) readV1Batch(c echo.Context) ([]byte, []draft, error) {
+	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	var req struct {
+		Messages []sendRequest `json:"messages"`
+	}
+	if err := decodeJSON(body, &req, true); err != nil {
+		return nil, nil, err
+	}
+	drafts, err := a.validateBatch("messages", len(req.Messages), func(i int) (draft, []FieldError) {
+		it := req.Messages[i]
+		return a.validateMessage(fmt.Sprintf("messages[%d].", i), "recipientPhoneNumber",
+			it.RecipientPhoneNumber, it.MessageContent, it.Subject, it.Priority)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return body, drafts, nil
 }
 
 // maxFieldErrors bounds the field errors listed for one batch.
@@ -213,6 +276,7 @@ func (a *API) accept(c echo.Context, body []byte, drafts []draft) ([]storage.ID,
 		return nil, false, err
 	}
 	if !replay {
+		a.delivery.Notify()
 		for _, m := range msgs {
 			a.log.Debug("message accepted", zap.Stringer("msg_id", m.ID),
 				zap.String("client_id", p.ClientID))
@@ -228,9 +292,19 @@ func setReplayed(c echo.Context, replay bool) {
 }
 
 // compatGet returns a message of the calling client by the messageId query
-// parameter.
+// parameter, whose name matches case-insensitively as in ASP.NET Core model
+// binding.
 func (a *API) compatGet(c echo.Context) error {
-	return a.getMessage(c, "messageId", c.QueryParam("messageId"))
+	raw := c.QueryParam("messageId")
+	if raw == "" {
+		for name, values := range c.QueryParams() {
+			if strings.EqualFold(name, "messageId") && len(values) > 0 {
+				raw = values[0]
+				break
+			}
+		}
+	}
+	return a.getMessage(c, "messageId", raw)
 }
 
 // v1Get returns a message of the calling client by its id.

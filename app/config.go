@@ -20,12 +20,15 @@ const EnvPrefix = "ESH3ARTECH_"
 // key, are in config.yaml at the root of the repository, which is embedded
 // in the binary.
 type Config struct {
-	Log     LogConfig     `yaml:"log"`
-	HTTP    HTTPConfig    `yaml:"http"`
-	Storage StorageConfig `yaml:"storage"`
-	Phone   PhoneConfig   `yaml:"phone"`
-	Auth    AuthConfig    `yaml:"auth"`
-	Hub     HubConfig     `yaml:"hub"`
+	Log      LogConfig      `yaml:"log"`
+	HTTP     HTTPConfig     `yaml:"http"`
+	Storage  StorageConfig  `yaml:"storage"`
+	Phone    PhoneConfig    `yaml:"phone"`
+	Auth     AuthConfig     `yaml:"auth"`
+	Limits   LimitsConfig   `yaml:"limits"`
+	Health   HealthConfig   `yaml:"health"`
+	Hub      HubConfig      `yaml:"hub"`
+	Delivery DeliveryConfig `yaml:"delivery"`
 }
 
 // LogConfig selects the level and encoding of the node's logs.
@@ -72,9 +75,26 @@ type JWTConfig struct {
 
 // ClientConfig is one business client.
 type ClientConfig struct {
-	ID           string `yaml:"id"`
-	APIKeySHA256 string `yaml:"api_key_sha256"`
-	Admin        bool   `yaml:"admin"`
+	ID           string  `yaml:"id"`
+	APIKeySHA256 string  `yaml:"api_key_sha256"`
+	Admin        bool    `yaml:"admin,omitempty"`
+	Rate         float64 `yaml:"rate,omitempty"`  // messages per second; 0: limits.rate
+	Burst        int     `yaml:"burst,omitempty"` // 0: limits.burst
+}
+
+// LimitsConfig bounds the load a node takes. Every field is reloadable.
+type LimitsConfig struct {
+	Rate           float64 `yaml:"rate"`
+	Burst          int     `yaml:"burst"`
+	MaxInFlight    int     `yaml:"max_in_flight"`
+	QueueHighWater int64   `yaml:"queue_high_water"`
+	InboxCap       int     `yaml:"inbox_cap"`
+	MaxConnections int     `yaml:"max_connections"`
+}
+
+// HealthConfig configures the HAProxy agent-check listener.
+type HealthConfig struct {
+	AgentListen string `yaml:"agent_listen"`
 }
 
 // HubConfig configures the SignalR hub.
@@ -90,6 +110,18 @@ type HubConfig struct {
 	ReconnectBufferBytes int           `yaml:"reconnect_buffer_bytes"`
 	ReconnectWindow      time.Duration `yaml:"reconnect_window"`
 	AllowedOrigins       []string      `yaml:"allowed_origins"`
+}
+
+// DeliveryConfig configures routing, retries and the dead-letter queue.
+type DeliveryConfig struct {
+	BatchSize   int           `yaml:"batch_size"`
+	BatchWait   time.Duration `yaml:"batch_wait"`
+	PageSize    int           `yaml:"page_size"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	RetryBase   time.Duration `yaml:"retry_base"`
+	RetryMax    time.Duration `yaml:"retry_max"`
+	TTL         time.Duration `yaml:"ttl"`
+	AckBatch    int           `yaml:"ack_batch"`
 }
 
 // LoadConfig builds a Config from the embedded defaults, the file at path
@@ -151,31 +183,44 @@ func mergeTree(dst, src map[string]any) {
 }
 
 // applyEnv sets every key that has an ESH3ARTECH_ variable. A variable that
-// matches no key is an error, so that a typo does not go unnoticed.
+// matches no key is an error, so that a typo does not go unnoticed. The
+// value of a string key is taken verbatim, because parsing it as YAML would
+// turn a secret such as "#..." into nothing and "123..." into a number.
+// Values of other keys are parsed as YAML.
 func applyEnv(tree map[string]any, environ []string) error {
-	paths := map[string][]string{}
-	collectKeys(reflect.TypeOf(Config{}), nil, paths)
+	keys := map[string]envKey{}
+	collectKeys(reflect.TypeOf(Config{}), nil, keys)
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, EnvPrefix) {
 			continue
 		}
-		path, known := paths[name]
+		key, known := keys[name]
 		if !known {
 			return fmt.Errorf("config: environment variable %s matches no configuration key", name)
 		}
+		if key.kind == reflect.String {
+			setPath(tree, key.path, value)
+			continue
+		}
 		var v any
 		if err := yaml.Unmarshal([]byte(value), &v); err != nil {
-			return fmt.Errorf("config: %s (%s): %w", name, strings.Join(path, "."), err)
+			return fmt.Errorf("config: %s (%s): %w", name, strings.Join(key.path, "."), err)
 		}
-		setPath(tree, path, v)
+		setPath(tree, key.path, v)
 	}
 	return nil
 }
 
+// envKey is the configuration key that an environment variable sets.
+type envKey struct {
+	path []string
+	kind reflect.Kind
+}
+
 // collectKeys maps the environment variable name of every leaf key of t to
-// its key path.
-func collectKeys(t reflect.Type, prefix []string, out map[string][]string) {
+// its key path and kind.
+func collectKeys(t reflect.Type, prefix []string, out map[string]envKey) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -184,7 +229,7 @@ func collectKeys(t reflect.Type, prefix []string, out map[string][]string) {
 			collectKeys(f.Type, path, out)
 			continue
 		}
-		out[EnvPrefix+strings.ToUpper(strings.Join(path, "_"))] = path
+		out[EnvPrefix+strings.ToUpper(strings.Join(path, "_"))] = envKey{path: path, kind: f.Type.Kind()}
 	}
 }
 

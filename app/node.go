@@ -14,6 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/esh3artech/esh3artech/hub"
+	"github.com/esh3artech/esh3artech/router"
 	"github.com/esh3artech/esh3artech/storage"
 )
 
@@ -24,6 +26,8 @@ type Node struct {
 	log    *zap.Logger
 	store  *storage.Store
 	auth   *Authenticator
+	router *router.Router
+	hub    *hub.Hub
 	echo   *echo.Echo
 	server *http.Server
 	ln     net.Listener
@@ -61,6 +65,12 @@ func NewNode(cfg *Config, log *zap.Logger, secret string, clients []ClientConfig
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, store: store, auth: auth, stop: make(chan struct{})}
+	n.router = router.New(routerConfig(cfg, log), store)
+	n.hub, err = hub.New(hubConfig(cfg, log, auth, n.router))
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
 	n.echo = n.newEcho(phones)
 	n.server = &http.Server{
 		Handler:           n.echo,
@@ -90,8 +100,11 @@ func (n *Node) newEcho(phones *PhoneNormalizer) *echo.Echo {
 	e.HidePort = true
 	e.HTTPErrorHandler = n.handleEchoError
 	e.Pre(lowercaseCompatPath)
-	api := &API{cfg: n.cfg, store: n.store, auth: n.auth, phones: phones, log: n.log}
+	api := &API{
+		cfg: n.cfg, store: n.store, auth: n.auth, phones: phones, delivery: n.router, log: n.log,
+	}
 	api.Register(e)
+	n.hub.Register(e)
 	e.GET("/health/live", n.live)
 	e.GET("/health/ready", n.readyCheck)
 	e.GET("/openapi.json", serveOpenAPI)
@@ -145,6 +158,7 @@ func (n *Node) Serve() error {
 		return fmt.Errorf("app: listen on http.listen %s: %w", n.cfg.HTTP.Listen, err)
 	}
 	n.ln = ln
+	n.router.Start(n.hub)
 	n.log.Info("node listening", zap.String("addr", ln.Addr().String()),
 		zap.String("dir", n.cfg.Storage.Dir))
 	n.goLoop(func() {
@@ -186,9 +200,9 @@ func (n *Node) sweepIdempotency() {
 	}
 }
 
-// Shutdown drains the node: it stops accepting connections, waits up to
-// ctx's deadline for requests in progress, stops background work and closes
-// the store. It is safe to call more than once; later calls return the
+// Shutdown drains the node: it closes hub connections with reconnect
+// allowed, stops accepting requests, waits up to ctx's deadline for requests
+// in progress, stops the router and closes the store. It is safe to call more than once; later calls return the
 // first call's result.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdown.Do(func() {
@@ -196,8 +210,16 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.ready.Store(false)
 		n.log.Info("node draining")
 		var errs []error
+		// The hub goes first: its long polls and event streams would hold
+		// the HTTP server's Shutdown, and its WebSockets are not covered by it.
+		if err := n.hub.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: hub shutdown: %w", err))
+		}
 		if err := n.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
+		}
+		if err := n.router.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
 		}
 		close(n.stop)
 		n.wg.Wait()

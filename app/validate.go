@@ -14,7 +14,7 @@ import (
 func (c *Config) Validate() error {
 	checks := []func() error{
 		c.validateLog, c.validateHTTP, c.validateStorage, c.validatePhone,
-		c.validateAuth, c.validateHub,
+		c.validateAuth, c.validateLimits, c.validateHub, c.validateDelivery,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -118,6 +118,12 @@ func validateClients(clients []ClientConfig) error {
 			return invalid(key+".id", "%q is used by another client", cl.ID)
 		}
 		seen[cl.ID] = true
+		if cl.Rate < 0 {
+			return invalid(key+".rate", "%g must not be negative", cl.Rate)
+		}
+		if cl.Burst < 0 {
+			return invalid(key+".burst", "%d must not be negative", cl.Burst)
+		}
 		if b, err := hex.DecodeString(cl.APIKeySHA256); err != nil || len(b) != 32 {
 			return invalid(key+".api_key_sha256", "not 64 hex digits; "+
 				"set it to the output of: printf %%s KEY | sha256sum")
@@ -162,4 +168,58 @@ func positive(durations map[string]time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateDelivery() error {
+	d := c.Delivery
+	ints := []struct {
+		key string
+		v   int
+		max int
+	}{
+		{"delivery.batch_size", d.BatchSize, 10000},
+		{"delivery.page_size", d.PageSize, 1000},
+		{"delivery.max_attempts", d.MaxAttempts, 100},
+		{"delivery.ack_batch", d.AckBatch, 10000},
+	}
+	for _, n := range ints {
+		if n.v < 1 || n.v > n.max {
+			return invalid(n.key, "%d is not between 1 and %d", n.v, n.max)
+		}
+	}
+	if d.BatchWait < 0 || d.BatchWait > time.Second {
+		return invalid("delivery.batch_wait", "%s is not between 0s and 1s", d.BatchWait)
+	}
+	if d.RetryMax < d.RetryBase {
+		return invalid("delivery.retry_max", "%s is shorter than delivery.retry_base (%s)",
+			d.RetryMax, d.RetryBase)
+	}
+	return positive(map[string]time.Duration{
+		"delivery.retry_base": d.RetryBase,
+		"delivery.retry_max":  d.RetryMax,
+		"delivery.ttl":        d.TTL,
+	})
+}
+
+func (c *Config) validateLimits() error {
+	l := c.Limits
+	if l.Rate <= 0 {
+		return invalid("limits.rate", "%g must be above zero", l.Rate)
+	}
+	checks := []struct {
+		key string
+		v   int64
+	}{
+		{"limits.burst", int64(l.Burst)},
+		{"limits.max_in_flight", int64(l.MaxInFlight)},
+		{"limits.queue_high_water", l.QueueHighWater},
+		{"limits.inbox_cap", int64(l.InboxCap)},
+		{"limits.max_connections", int64(l.MaxConnections)},
+	}
+	for _, ch := range checks {
+		if ch.v < 1 {
+			return invalid(ch.key, "%d must be at least 1", ch.v)
+		}
+	}
+	return validateListen("health.agent_listen", c.Health.AgentListen, true)
 }
