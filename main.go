@@ -110,6 +110,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	node.SetConfigSource(func() (*app.Config, error) { return loadConfig(*configPath) })
 	return waitForSignal(node, cfg, log)
 }
 
@@ -155,16 +156,25 @@ Send it as a header, for example:
 `, g.ID, g.Key, g.Key, addr)
 }
 
-// waitForSignal runs until SIGINT or SIGTERM, then drains the node. A second
-// signal stops the process at once.
+// waitForSignal reloads the configuration on SIGHUP and runs until SIGINT
+// or SIGTERM, then drains the node. A second SIGINT or SIGTERM stops the
+// process at once.
 func waitForSignal(node *app.Node, cfg *app.Config, log *zap.Logger) error {
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	sig := <-sigs
+	for sig == syscall.SIGHUP {
+		// Reload logs what changed, or why the new configuration was rejected.
+		_, _, _ = node.Reload()
+		sig = <-sigs
+	}
 	log.Info("signal received, draining", zap.String("signal", sig.String()))
 	go func() {
 		sig := <-sigs
+		for sig == syscall.SIGHUP {
+			sig = <-sigs
+		}
 		log.Warn("second signal received, exiting at once", zap.String("signal", sig.String()))
 		_ = log.Sync()
 		os.Exit(1)

@@ -23,6 +23,9 @@ type API struct {
 	auth     *Authenticator
 	phones   *PhoneNormalizer
 	delivery Delivery
+	limits   *limiter
+	metrics  *metrics
+	reload   func() (changed, ignored []string, err error)
 	log      *zap.Logger
 }
 
@@ -38,35 +41,38 @@ const principalKey = "principal"
 
 // Register mounts the API's routes on e.
 func (a *API) Register(e *echo.Echo) {
-	compat := authGroup{e.Group("/api/app/message"), a.authenticate}
+	mw := []echo.MiddlewareFunc{a.metrics.observe, a.boundInFlight, a.authenticate}
+	compat := authGroup{e.Group("/api/app/message"), mw}
 	compat.POST("/send-one-way-message", a.compatSend)
 	compat.POST("/ingestion-send-one-way-message", a.compatSend)
 	compat.POST("/ingestion-batch-message", a.compatBatch)
 	compat.GET("/message-by-id", a.compatGet)
 
-	v1 := authGroup{e.Group("/api/v1"), a.authenticate}
+	v1 := authGroup{e.Group("/api/v1"), mw}
 	v1.POST("/messages", a.v1Send)
 	v1.POST("/messages/batch", a.v1Batch)
 	v1.GET("/messages/:id", a.v1Get)
 	v1.GET("/dlq", a.listDLQ)
 	v1.POST("/dlq/:id/requeue", a.requeueDLQ)
+	v1.POST("/admin/reload", a.adminReload)
+	v1.GET("/admin/limits", a.adminLimits)
 }
 
-// authGroup adds routes under a group's prefix with the authentication
-// middleware on each route. Middleware passed to echo.Group would instead
+// authGroup adds routes under a group's prefix with the metrics, in-flight
+// bound and authentication middleware on each route. Middleware passed to echo.Group would instead
 // register a catch-all route for the prefix, which answers 404 where a
 // known path gets a wrong method (405) and 401 for unknown paths.
 type authGroup struct {
-	group        *echo.Group
-	authenticate echo.MiddlewareFunc
+	group      *echo.Group
+	middleware []echo.MiddlewareFunc
 }
 
 func (g authGroup) GET(path string, h echo.HandlerFunc) {
-	g.group.GET(path, h, g.authenticate)
+	g.group.GET(path, h, g.middleware...)
 }
 
 func (g authGroup) POST(path string, h echo.HandlerFunc) {
-	g.group.POST(path, h, g.authenticate)
+	g.group.POST(path, h, g.middleware...)
 }
 
 // authenticate rejects requests without valid business credentials and
@@ -80,6 +86,9 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				err.Error()+"."))
 		}
 		c.Set(principalKey, p)
+		c.Response().Before(func() {
+			a.limits.setHeaders(c.Response().Header(), p.ClientID, time.Now())
+		})
 		return next(c)
 	}
 }
@@ -267,6 +276,9 @@ func (a *API) accept(c echo.Context, body []byte, drafts []draft) ([]storage.ID,
 			Hash: sha256.Sum256(append([]byte(route), body...)),
 		}
 	}
+	if err := a.admit(c, drafts); err != nil {
+		return nil, false, err
+	}
 	msgs, err := newMessages(p.ClientID, drafts)
 	if err != nil {
 		return nil, false, err
@@ -276,6 +288,7 @@ func (a *API) accept(c echo.Context, body []byte, drafts []draft) ([]storage.ID,
 		return nil, false, err
 	}
 	if !replay {
+		a.metrics.accepted.Add(float64(len(msgs)))
 		a.delivery.Notify()
 		for _, m := range msgs {
 			a.log.Debug("message accepted", zap.Stringer("msg_id", m.ID),

@@ -32,6 +32,16 @@ type Node struct {
 	server *http.Server
 	ln     net.Listener
 
+	limits  *limiter
+	metrics *metrics
+	agentLn net.Listener
+
+	// reloadMu serialises reloads; cfg.Limits and clients change only
+	// under it.
+	reloadMu sync.Mutex
+	source   ConfigSource
+	clients  []ClientConfig
+
 	ready    atomic.Bool
 	draining atomic.Bool
 
@@ -64,14 +74,20 @@ func NewNode(cfg *Config, log *zap.Logger, secret string, clients []ClientConfig
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, store: store, auth: auth, stop: make(chan struct{})}
-	n.router = router.New(routerConfig(cfg, log), store)
+	n := &Node{
+		cfg: cfg, log: log, store: store, auth: auth, stop: make(chan struct{}),
+		limits: newLimiter(cfg.Limits, clients), metrics: newMetrics(), clients: clients,
+	}
+	rc := routerConfig(cfg, log)
+	rc.Metrics = n.metrics.router
+	n.router = router.New(rc, store)
 	n.hub, err = hub.New(hubConfig(cfg, log, auth, n.router))
 	if err != nil {
 		_ = store.Close()
 		return nil, err
 	}
 	n.echo = n.newEcho(phones)
+	n.registerNodeGauges()
 	n.server = &http.Server{
 		Handler:           n.echo,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
@@ -102,12 +118,14 @@ func (n *Node) newEcho(phones *PhoneNormalizer) *echo.Echo {
 	e.Pre(lowercaseCompatPath)
 	api := &API{
 		cfg: n.cfg, store: n.store, auth: n.auth, phones: phones, delivery: n.router, log: n.log,
+		limits: n.limits, metrics: n.metrics, reload: n.Reload,
 	}
 	api.Register(e)
 	n.hub.Register(e)
 	e.GET("/health/live", n.live)
 	e.GET("/health/ready", n.readyCheck)
 	e.GET("/openapi.json", serveOpenAPI)
+	e.GET("/metrics", n.metrics.handler())
 	return e
 }
 
@@ -158,6 +176,10 @@ func (n *Node) Serve() error {
 		return fmt.Errorf("app: listen on http.listen %s: %w", n.cfg.HTTP.Listen, err)
 	}
 	n.ln = ln
+	if err := n.listenAgent(); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	n.router.Start(n.hub)
 	n.log.Info("node listening", zap.String("addr", ln.Addr().String()),
 		zap.String("dir", n.cfg.Storage.Dir))
@@ -169,6 +191,31 @@ func (n *Node) Serve() error {
 	n.goLoop(n.sweepIdempotency)
 	return nil
 }
+
+func (n *Node) listenAgent() error {
+	if n.cfg.Health.AgentListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.Health.AgentListen)
+	if err != nil {
+		return fmt.Errorf("app: listen on health.agent_listen %s: %w", n.cfg.Health.AgentListen, err)
+	}
+	n.agentLn = ln
+	n.log.Info("agent check listening", zap.String("addr", ln.Addr().String()))
+	n.goLoop(func() { n.serveAgentCheck(ln) })
+	return nil
+}
+
+// AgentAddr returns the agent-check address, or "" when it is off.
+func (n *Node) AgentAddr() string {
+	if n.agentLn == nil {
+		return ""
+	}
+	return n.agentLn.Addr().String()
+}
+
+// SetConfigSource sets where Reload reads the configuration from.
+func (n *Node) SetConfigSource(src ConfigSource) { n.source = src }
 
 // Addr returns the address the node listens on, once Serve returned.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
@@ -222,6 +269,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		close(n.stop)
+		if n.agentLn != nil {
+			_ = n.agentLn.Close()
+		}
 		n.wg.Wait()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, err)

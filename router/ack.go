@@ -88,9 +88,14 @@ func (r *Router) writeAcks(batch []*ackRequest) {
 	for i, req := range batch {
 		acks[i] = req.ack
 	}
-	results, err := r.store.Acknowledge(context.Background(), acks, r.cfg.Now())
+	now := r.cfg.Now()
+	results, delivered, err := r.store.Acknowledge(context.Background(), acks, now)
 	if err != nil {
 		r.log.Error("writing acknowledgements failed", zap.Int("count", len(batch)), zap.Error(err))
+	}
+	for _, m := range delivered {
+		r.cfg.Metrics.Delivered.Inc()
+		r.cfg.Metrics.DeliveryLatency.Observe(now.Sub(m.CreationTime).Seconds())
 	}
 	for i, req := range batch {
 		if err != nil {

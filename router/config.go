@@ -32,6 +32,9 @@ type Config struct {
 	// AckBatch is the most acknowledgements written in one batch.
 	// Default 256.
 	AckBatch int
+	// Metrics receives the router's figures. Default: collectors that no
+	// registry reads.
+	Metrics *Metrics
 	// Logger receives the router's logs. Default: none.
 	Logger *zap.Logger
 	// Now returns the current time; tests replace it. Default time.Now.
@@ -46,6 +49,9 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.RetryBase, 5*time.Second)
 	setDuration(&c.RetryMax, 300*time.Second)
 	setDuration(&c.TTL, 7*24*time.Hour)
+	if c.Metrics == nil {
+		c.Metrics = newDiscardMetrics()
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

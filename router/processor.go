@@ -97,7 +97,7 @@ func (r *Router) markSent(ctx context.Context, sent []storage.ID) {
 	if len(sent) == 0 {
 		return
 	}
-	_, err := r.store.MarkSent(ctx, sent, r.cfg.Now(), func(m *storage.Message) time.Time {
+	marked, err := r.store.MarkSent(ctx, sent, r.cfg.Now(), func(m *storage.Message) time.Time {
 		return r.cfg.Now().Add(r.cfg.backoff(m.Attempts))
 	})
 	if err != nil {
@@ -105,6 +105,13 @@ func (r *Router) markSent(ctx context.Context, sent []storage.ID) {
 		// reconnect or the expiry handles them.
 		r.log.Error("recording sends failed", zap.Int("count", len(sent)), zap.Error(err))
 		return
+	}
+	for _, m := range marked {
+		if m.Attempts == 1 {
+			r.cfg.Metrics.Sent.Inc()
+		} else {
+			r.cfg.Metrics.Retried.Inc()
+		}
 	}
 	signal(r.wakeScheduler)
 }

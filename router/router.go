@@ -160,3 +160,6 @@ func (r *Router) Requeue(ctx context.Context, id storage.ID) (*storage.Message, 
 	r.Notify()
 	return m, nil
 }
+
+// BreakerOpen reports whether the local delivery circuit breaker is open.
+func (r *Router) BreakerOpen() bool { return r.breaker.State() == gobreaker.StateOpen }

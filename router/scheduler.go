@@ -97,6 +97,7 @@ func (r *Router) deadLetter(ctx context.Context, ids []storage.ID, reason string
 		r.log.Error("dead-lettering failed", zap.Int("count", len(ids)), zap.Error(err))
 		return
 	}
+	r.cfg.Metrics.DeadLettered.Add(float64(len(moved)))
 	for _, m := range moved {
 		r.log.Warn("message dead-lettered", zap.Stringer("msg_id", m.ID),
 			zap.String("client_id", m.CreatorID), zap.String("reason", reason))

@@ -24,7 +24,7 @@ func TestCountersFollowTransitions(t *testing.T) {
 	require.Equal(t, int64(2), st.InboxTotal)
 	require.Equal(t, 2, s.Pending("1"))
 
-	_, err = s.Acknowledge(context.Background(), []Ack{{Phone: "1", ID: a.ID}}, time.Now())
+	_, _, err = s.Acknowledge(context.Background(), []Ack{{Phone: "1", ID: a.ID}}, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, int64(1), s.Stats().InboxTotal)
 	require.Equal(t, 1, s.Pending("1"))

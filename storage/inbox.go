@@ -19,10 +19,12 @@ type Ack struct {
 // it from its inbox, the retry schedule and the dead-letter index, in one
 // batch committed with Sync. The result has one error per ack: nil when the
 // message is Delivered (also when it already was), ErrNotFound when the id
-// is unknown or the message is addressed to another phone.
-func (s *Store) Acknowledge(ctx context.Context, acks []Ack, now time.Time) ([]error, error) {
+// is unknown or the message is addressed to another phone. It also returns
+// the messages that this call moved to Delivered.
+func (s *Store) Acknowledge(ctx context.Context, acks []Ack, now time.Time) (
+	[]error, []*Message, error) {
 	if err := s.enter(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.exit()
 	s.transMu.Lock()
@@ -37,7 +39,7 @@ func (s *Store) Acknowledge(ctx context.Context, acks []Ack, now time.Time) ([]e
 		if m == nil {
 			var err error
 			if m, err = s.getLocked(a.ID); err != nil && !errors.Is(err, ErrNotFound) {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if m == nil || m.Recipient != a.Phone {
@@ -50,14 +52,18 @@ func (s *Store) Acknowledge(ctx context.Context, acks []Ack, now time.Time) ([]e
 			continue
 		}
 		if err := s.deliverLocked(b, m, now); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pending[a.ID] = m
 	}
 	if len(pending) == 0 {
-		return results, nil
+		return results, nil, nil
 	}
-	return results, s.commitTransition(b)
+	delivered := make([]*Message, 0, len(pending))
+	for _, m := range pending {
+		delivered = append(delivered, m)
+	}
+	return results, delivered, s.commitTransition(b)
 }
 
 func (s *Store) deliverLocked(b *pebble.Batch, m *Message, now time.Time) error {

@@ -109,7 +109,7 @@ func TestAcknowledgeDeliversOnce(t *testing.T) {
 	acceptOne(t, s, m)
 	routeAll(t, s)
 	now := time.Now()
-	res, err := s.Acknowledge(context.Background(), []Ack{{Phone: "1", ID: m.ID}, {Phone: "1", ID: m.ID}}, now)
+	res, _, err := s.Acknowledge(context.Background(), []Ack{{Phone: "1", ID: m.ID}, {Phone: "1", ID: m.ID}}, now)
 	require.NoError(t, err)
 	require.Equal(t, []error{nil, nil}, res)
 
@@ -138,7 +138,7 @@ func TestAcknowledgeOtherRecipient(t *testing.T) {
 	routeAll(t, s)
 	unknown, err := NewID()
 	require.NoError(t, err)
-	res, err := s.Acknowledge(context.Background(),
+	res, _, err := s.Acknowledge(context.Background(),
 		[]Ack{{Phone: "2", ID: m.ID}, {Phone: "1", ID: unknown}}, time.Now())
 	require.NoError(t, err)
 	require.ErrorIs(t, res[0], ErrNotFound)

@@ -1,0 +1,71 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// preferOthersAt is the load above which HAProxy should send new work to
+// other nodes: the agent-check weight starts to fall there.
+const preferOthersAt = 0.8
+
+// load returns the share of the node's own capacity in use: the largest of
+// API requests in progress against limits.max_in_flight, the queue against
+// limits.queue_high_water, and hub connections against
+// limits.max_connections. It is not the machine's CPU, which other nodes
+// on the same machine share. 1 means full; it can exceed 1.
+func (n *Node) load() float64 {
+	l := n.limits.limits()
+	st := n.store.Stats()
+	return max(
+		float64(n.limits.inFlight.Load())/float64(l.MaxInFlight),
+		float64(st.QueueDepth)/float64(l.QueueHighWater),
+		float64(n.hub.ConnCount())/float64(l.MaxConnections),
+	)
+}
+
+// agentWeight maps a load to the weight, in percent, that HAProxy's agent
+// check applies: full weight up to preferOthersAt, then falling linearly to
+// 1% at full load.
+func agentWeight(load float64) int {
+	if load <= preferOthersAt {
+		return 100
+	}
+	w := 100 * (1 - load) / (1 - preferOthersAt)
+	return int(math.Max(1, math.Round(w)))
+}
+
+// agentReply returns the agent-check answer: "drain" while shutting down,
+// else "up ready" and the weight.
+func (n *Node) agentReply() string {
+	if n.draining.Load() {
+		return "drain\n"
+	}
+	if len(n.notReadyReasons()) > 0 {
+		return "up ready 1%\n"
+	}
+	return fmt.Sprintf("up ready %d%%\n", agentWeight(n.load()))
+}
+
+// serveAgentCheck answers HAProxy's agent checks on ln until it is closed:
+// each connection gets one line and is closed.
+func (n *Node) serveAgentCheck(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			n.log.Warn("agent-check accept failed", zap.Error(err))
+			continue
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write([]byte(n.agentReply()))
+		_ = conn.Close()
+	}
+}
