@@ -69,3 +69,23 @@ func (n *Node) serveAgentCheck(ln net.Listener) {
 		_ = conn.Close()
 	}
 }
+
+// pressureReasons lists the limits the node is past, for readiness.
+func (n *Node) pressureReasons() []string {
+	var reasons []string
+	l := n.limits.limits()
+	if q := n.store.Stats().QueueDepth; q >= l.QueueHighWater {
+		reasons = append(reasons, fmt.Sprintf("queue: %d messages waiting to be routed, "+
+			"at or above the high-water mark of %d", q, l.QueueHighWater))
+	}
+	if n.store.Stalled() {
+		reasons = append(reasons, "storage: Pebble is stalling writes")
+	}
+	if min := n.cfg.Storage.MinFreeDisk; min > 0 {
+		if free, err := n.store.FreeDisk(); err == nil && free < min {
+			reasons = append(reasons, fmt.Sprintf("disk: %d bytes free, below the minimum of %d",
+				free, min))
+		}
+	}
+	return reasons
+}

@@ -307,5 +307,5 @@ func (n *Node) notReadyReasons() []string {
 	if err := n.store.Failure(); err != nil {
 		reasons = append(reasons, "storage failed: "+err.Error()+"; restart the node")
 	}
-	return reasons
+	return append(reasons, n.pressureReasons()...)
 }
