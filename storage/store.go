@@ -61,8 +61,8 @@ type Store struct {
 	// afterCommit holds the counter updates of the transition in
 	// progress. Guarded by transMu.
 	afterCommit []func()
-	stalled   atomic.Bool
-	disk      diskProbe
+	stalled     atomic.Bool
+	disk        diskProbe
 
 	count counters
 
