@@ -164,11 +164,30 @@ func (s *Store) Requeue(ctx context.Context, id ID) (*Message, error) {
 	return out[0], nil
 }
 
+// action is what a transition step does with a message record.
+type action int
+
+const (
+	skip   action = iota // leave the message as it is
+	update               // write the changed message
+	remove               // delete the message record
+)
+
 // transition applies step to each message under s.transMu and commits the
-// changed ones with Sync in one batch. step returns whether it changed m.
-// Unknown ids are skipped.
+// changed ones with Sync in one batch. Unknown ids are skipped.
 func (s *Store) transition(ctx context.Context, msgIDs []ID,
 	step func(*pebble.Batch, *Message) (bool, error)) ([]*Message, error) {
+	return s.transitionAction(ctx, msgIDs, func(b *pebble.Batch, m *Message) (action, error) {
+		ok, err := step(b, m)
+		if ok {
+			return update, err
+		}
+		return skip, err
+	})
+}
+
+func (s *Store) transitionAction(ctx context.Context, msgIDs []ID,
+	step func(*pebble.Batch, *Message) (action, error)) ([]*Message, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
@@ -187,11 +206,16 @@ func (s *Store) transition(ctx context.Context, msgIDs []ID,
 		if err != nil {
 			return nil, err
 		}
-		ok, err := step(b, m)
+		act, err := step(b, m)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		switch act {
+		case skip:
+			continue
+		case remove:
+			_ = b.Delete(messageKey(m.ID), nil)
+			changed = append(changed, m)
 			continue
 		}
 		v, err := encodeMessage(m)

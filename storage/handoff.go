@@ -1,0 +1,171 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Moving messages between nodes. The receiving node makes the messages
+// durable first (AcceptForwarded or Adopt); only then does the sending node
+// delete its copy (DeleteForwarded or Release). A crash between the two
+// steps leaves a copy on both nodes, which the receiving side skips by id
+// when it is sent again.
+
+// QueueCursor marks a position in the durable queue; nil is its start.
+type QueueCursor []byte
+
+// PeekQueueAfter returns up to limit queued messages after cursor, in
+// acceptance order, and the cursor after the last entry read.
+func (s *Store) PeekQueueAfter(ctx context.Context, after QueueCursor, limit int) (
+	[]*Message, QueueCursor, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, nil, err
+	}
+	defer s.exit()
+	lower := []byte{prefixQueue}
+	if len(after) > 0 {
+		lower = append(append([]byte(nil), after...), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound([]byte{prefixQueue})})
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: read queue: %w", err)
+	}
+	defer it.Close()
+	var out []*Message
+	cursor := after
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		cursor = append(QueueCursor(nil), it.Key()...)
+		m, err := s.getLocked(idFromSuffix(it.Key()))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, m)
+	}
+	return out, cursor, it.Error()
+}
+
+// AcceptForwarded stores messages that another node accepted and forwarded
+// to this one, their owner, as queued. Messages whose id is already stored
+// are skipped, so a repeated forward creates nothing twice. It returns how
+// many it stored.
+func (s *Store) AcceptForwarded(ctx context.Context, msgs []*Message) (int, error) {
+	return s.adopt(ctx, msgs, func(b *pebble.Batch, m *Message) {
+		m.Status = StatusQueued
+		_ = b.Set(queueKey(m.ID), nil, nil)
+		s.onCommit(func() { s.count.queue.Add(1); s.count.addPhone(m.Recipient, 1) })
+	})
+}
+
+// Adopt stores inbox messages that their previous owner hands over, with
+// their status, attempts and retry schedule. Messages whose id is already
+// stored are skipped. It returns how many it stored.
+func (s *Store) Adopt(ctx context.Context, msgs []*Message) (int, error) {
+	return s.adopt(ctx, msgs, func(b *pebble.Batch, m *Message) {
+		_ = b.Set(inboxKey(m.Recipient, m.Priority, m.ID), nil, nil)
+		_ = b.Set(retryKey(m.Due, m.ID), nil, nil)
+		s.onCommit(func() { s.count.inbox.Add(1); s.count.addPhone(m.Recipient, 1) })
+	})
+}
+
+func (s *Store) adopt(ctx context.Context, msgs []*Message, add func(*pebble.Batch, *Message)) (int, error) {
+	if err := s.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer s.exit()
+	s.transMu.Lock()
+	defer s.transMu.Unlock()
+	s.afterCommit = s.afterCommit[:0]
+	b := s.db.NewBatch()
+	defer b.Close()
+	n := 0
+	for _, m := range msgs {
+		_, err := s.getLocked(m.ID)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+		add(b, m)
+		v, err := encodeMessage(m)
+		if err != nil {
+			return 0, err
+		}
+		_ = b.Set(messageKey(m.ID), v, nil)
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.commitTransition(b)
+}
+
+// DeleteForwarded deletes messages that their owner has made durable,
+// with their queue entries. Messages no longer queued here are kept.
+func (s *Store) DeleteForwarded(ctx context.Context, msgIDs []ID) error {
+	_, err := s.transitionAction(ctx, msgIDs, func(b *pebble.Batch, m *Message) (action, error) {
+		if m.Status != StatusQueued {
+			return skip, nil
+		}
+		_ = b.Delete(queueKey(m.ID), nil)
+		s.onCommit(func() { s.count.queue.Add(-1); s.count.addPhone(m.Recipient, -1) })
+		return remove, nil
+	})
+	return err
+}
+
+// Release deletes inbox messages that their new owner has made durable,
+// with their inbox and retry entries. Messages that left the inbox
+// meanwhile (acknowledged or dead-lettered here) are kept.
+func (s *Store) Release(ctx context.Context, msgIDs []ID) error {
+	_, err := s.transitionAction(ctx, msgIDs, func(b *pebble.Batch, m *Message) (action, error) {
+		if m.Status != StatusPending && m.Status != StatusSent {
+			return skip, nil
+		}
+		_ = b.Delete(inboxKey(m.Recipient, m.Priority, m.ID), nil)
+		_ = b.Delete(retryKey(m.Due, m.ID), nil)
+		s.onCommit(func() { s.count.inbox.Add(-1); s.count.addPhone(m.Recipient, -1) })
+		return remove, nil
+	})
+	return err
+}
+
+// InboxesNotOwned returns up to limit inbox messages whose recipient owned
+// reports false, for handing them to their owners.
+func (s *Store) InboxesNotOwned(ctx context.Context, owned func(phone string) bool, limit int) (
+	[]*Message, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	lower := []byte{prefixInbox}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read inboxes: %w", err)
+	}
+	defer it.Close()
+	var out []*Message
+	for it.First(); it.Valid() && len(out) < limit; {
+		phone := string(it.Key()[1 : len(it.Key())-1-1-idLen])
+		if owned(phone) {
+			// Skip this recipient's whole inbox.
+			it.SeekGE(upperBound(inboxPrefix(phone)))
+			continue
+		}
+		m, err := s.getLocked(idFromSuffix(it.Key()))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if m != nil {
+			out = append(out, m)
+		}
+		it.Next()
+	}
+	return out, it.Error()
+}

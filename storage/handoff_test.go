@@ -1,0 +1,69 @@
+package storage
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestForwardThenDelete(t *testing.T) {
+	sender, owner := openTest(t), openTest(t)
+	m := newMessage(t, "1")
+	acceptOne(t, sender, m)
+
+	queued, cursor, err := sender.PeekQueueAfter(context.Background(), nil, 10)
+	require.NoError(t, err)
+	require.Len(t, queued, 1)
+	require.NotNil(t, cursor)
+
+	n, err := owner.AcceptForwarded(context.Background(), queued)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	n, err = owner.AcceptForwarded(context.Background(), queued)
+	require.NoError(t, err)
+	require.Zero(t, n, "a repeated forward stores nothing")
+	require.Equal(t, int64(1), owner.Stats().QueueDepth)
+
+	require.NoError(t, sender.DeleteForwarded(context.Background(), []ID{m.ID}))
+	_, err = sender.Get(context.Background(), m.ID)
+	require.ErrorIs(t, err, ErrNotFound)
+	require.Equal(t, int64(0), sender.Stats().QueueDepth)
+	require.Equal(t, 0, sender.Pending("1"))
+
+	rest, _, err := sender.PeekQueueAfter(context.Background(), nil, 10)
+	require.NoError(t, err)
+	require.Empty(t, rest)
+}
+
+func TestHandoffInbox(t *testing.T) {
+	old, next := openTest(t), openTest(t)
+	mine, theirs := newMessage(t, "1"), newMessage(t, "2")
+	acceptOne(t, old, mine)
+	acceptOne(t, old, theirs)
+	routeAll(t, old)
+
+	moving, err := old.InboxesNotOwned(context.Background(), func(p string) bool { return p == "1" }, 10)
+	require.NoError(t, err)
+	require.Equal(t, []ID{theirs.ID}, ids(moving))
+
+	n, err := next.Adopt(context.Background(), moving)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, old.Release(context.Background(), ids(moving)))
+
+	inbox, _, err := next.Inbox(context.Background(), "2", nil, 10)
+	require.NoError(t, err)
+	require.Equal(t, []ID{theirs.ID}, ids(inbox))
+	due, _, err := next.Due(context.Background(), time.Now().Add(1000*time.Hour), 10)
+	require.NoError(t, err)
+	require.Equal(t, []ID{theirs.ID}, ids(due), "the retry schedule moves with the message")
+
+	left, _, err := old.Inbox(context.Background(), "2", nil, 10)
+	require.NoError(t, err)
+	require.Empty(t, left)
+	_, err = old.Get(context.Background(), theirs.ID)
+	require.ErrorIs(t, err, ErrNotFound)
+	require.Equal(t, int64(1), old.Stats().InboxTotal)
+}
