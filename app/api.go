@@ -33,8 +33,14 @@ type API struct {
 type Delivery interface {
 	// Notify tells the router that the queue has new messages.
 	Notify()
-	// Requeue puts a dead-lettered message back into the queue.
+	// Requeue puts a dead-lettered message back into the queue, on
+	// whichever node holds it.
 	Requeue(ctx context.Context, id storage.ID) (*storage.Message, error)
+	// Message returns a message by id from whichever node holds it.
+	Message(ctx context.Context, id storage.ID) (*storage.Message, error)
+	// ListDLQ lists dead-lettered messages across the cluster.
+	ListDLQ(ctx context.Context, f storage.DLQFilter, after storage.DLQCursor, limit int) (
+		[]*storage.Message, storage.DLQCursor, error)
 }
 
 const principalKey = "principal"
@@ -330,7 +336,7 @@ func (a *API) getMessage(c echo.Context, field, raw string) error {
 	if err != nil {
 		return a.fail(c, err)
 	}
-	m, err := a.store.Get(c.Request().Context(), id)
+	m, err := a.delivery.Message(c.Request().Context(), id)
 	p := principal(c)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && m.CreatorID != p.ClientID && !p.Admin) {
 		return a.fail(c, newAPIError(http.StatusNotFound, "message_not_found",

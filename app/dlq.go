@@ -32,7 +32,7 @@ func (a *API) listDLQ(c echo.Context) error {
 	if err != nil {
 		return a.fail(c, err)
 	}
-	msgs, next, err := a.store.ListDLQ(c.Request().Context(), f, cursor, limit)
+	msgs, next, err := a.delivery.ListDLQ(c.Request().Context(), f, cursor, limit)
 	if err != nil {
 		return a.fail(c, err)
 	}
@@ -104,7 +104,7 @@ func (a *API) requeueDLQ(c echo.Context) error {
 	p := principal(c)
 	notFound := newAPIError(http.StatusNotFound, "message_not_found",
 		fmt.Sprintf("No message with id %s was sent by this client.", id))
-	m, err := a.store.Get(c.Request().Context(), id)
+	m, err := a.delivery.Message(c.Request().Context(), id)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && m.CreatorID != p.ClientID && !p.Admin) {
 		return a.fail(c, notFound)
 	}

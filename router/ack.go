@@ -17,10 +17,18 @@ type ackRequest struct {
 	done chan error // receives exactly one result
 }
 
-// Acknowledge marks a message of the connection's user Delivered. It
-// returns once that is on disk, so the invocation's completion follows the
-// write. It implements hub.Events.
+// Acknowledge marks a message of the connection's user Delivered, on the
+// node that owns the user. It returns once that is on disk, so the
+// invocation's completion follows the write. It implements hub.Events.
 func (r *Router) Acknowledge(ctx context.Context, c hub.ConnInfo, messageID string) error {
+	if node, local := r.placement.Owner(c.User); !local {
+		return r.peers.sendAck(ctx, node, c, messageID)
+	}
+	return r.acknowledgeLocal(ctx, c, messageID)
+}
+
+// acknowledgeLocal marks a message in this node's store Delivered.
+func (r *Router) acknowledgeLocal(ctx context.Context, c hub.ConnInfo, messageID string) error {
 	id, err := storage.ParseID(messageID)
 	if err != nil {
 		return &hub.ClientError{Message: fmt.Sprintf("invalid message id %q: expected a UUID", messageID)}

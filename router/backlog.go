@@ -16,7 +16,7 @@ import (
 // once the first retry wait has passed, so one lost acknowledgement does
 // not stall the rest.
 type backlog struct {
-	conn hub.ConnInfo
+	conn target
 
 	mu          sync.Mutex
 	outstanding map[storage.ID]struct{}
@@ -87,22 +87,14 @@ func (b *backlog) setPage(ids []storage.ID) {
 	}
 }
 
-// Connected starts sending the new connection its backlog. It implements
-// hub.Events and returns at once.
-func (r *Router) Connected(ctx context.Context, c hub.ConnInfo) {
-	r.log.Debug("connection registered", zap.String("conn_id", c.ID), zap.String("phone", c.User))
-	b := &backlog{conn: c, pageDone: make(chan struct{}, 1)}
+// startBacklog sends connection t its user's backlog until ctx ends.
+func (r *Router) startBacklog(ctx context.Context, t target) {
+	b := &backlog{conn: t, pageDone: make(chan struct{}, 1)}
 	r.backlogs.add(b)
 	r.goLoop(func() {
 		defer r.backlogs.remove(b)
 		r.sendBacklog(ctx, b)
 	})
-}
-
-// Disconnected implements hub.Events. The connection's backlog stops with
-// its context; its messages stay in the inbox.
-func (r *Router) Disconnected(c hub.ConnInfo) {
-	r.log.Debug("connection gone", zap.String("conn_id", c.ID), zap.String("phone", c.User))
 }
 
 func (r *Router) sendBacklog(ctx context.Context, b *backlog) {
@@ -152,7 +144,7 @@ func (r *Router) sendPage(ctx context.Context, b *backlog, page []*storage.Messa
 			ids = pickIDs(ids, keep)
 		}
 		if len(payload) > 0 {
-			err = r.hub.SendPending(b.conn.ID, payload)
+			err = r.sendPending(b.conn, payload)
 		}
 	})
 	if err != nil {

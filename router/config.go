@@ -35,6 +35,14 @@ type Config struct {
 	// Metrics receives the router's figures. Default: collectors that no
 	// registry reads.
 	Metrics *Metrics
+	// Placement maps recipients to nodes. Default: this node owns every
+	// recipient.
+	Placement Placement
+	// PeerSecret authenticates the peer link between nodes. Required with
+	// a Placement other than the default.
+	PeerSecret []byte
+	// PeerTimeout bounds one request to a peer. Default 10s.
+	PeerTimeout time.Duration
 	// Logger receives the router's logs. Default: none.
 	Logger *zap.Logger
 	// Now returns the current time; tests replace it. Default time.Now.
@@ -49,6 +57,10 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.RetryBase, 5*time.Second)
 	setDuration(&c.RetryMax, 300*time.Second)
 	setDuration(&c.TTL, 7*24*time.Hour)
+	setDuration(&c.PeerTimeout, 10*time.Second)
+	if c.Placement == nil {
+		c.Placement = standalone{}
+	}
 	if c.Metrics == nil {
 		c.Metrics = newDiscardMetrics()
 	}

@@ -2,12 +2,17 @@ package router
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/esh3artech/esh3artech/storage"
 )
+
+// stuckRetry is how soon the processor tries again to forward messages
+// whose owner could not take them.
+const stuckRetry = time.Second
 
 // runProcessor drains the durable queue a batch at a time whenever Notify
 // signals new entries.
@@ -21,37 +26,100 @@ func (r *Router) runProcessor() {
 		if r.cfg.BatchWait > 0 && !r.sleep(r.cfg.BatchWait, nil) {
 			return
 		}
-		for !r.stopped() {
-			n, err := r.routeBatch(context.Background())
-			if err != nil {
-				r.log.Error("routing batch failed", zap.Error(err))
-				// The entries stay queued; try again shortly.
-				if !r.sleep(time.Second, nil) {
-					return
+		if stuck := r.drainQueue(context.Background()); stuck {
+			// Some entries wait for their owner; wake again later.
+			r.goLoop(func() {
+				if r.sleep(stuckRetry, nil) {
+					r.Notify()
 				}
-				continue
-			}
-			if n < r.cfg.BatchSize {
-				break
-			}
+			})
 		}
 	}
 }
 
-// routeBatch moves one batch from the queue into inboxes and delivers it to
-// the recipients that are online. It returns the size of the batch.
-func (r *Router) routeBatch(ctx context.Context) (int, error) {
-	queued, err := r.store.PeekQueue(ctx, r.cfg.BatchSize)
+// drainQueue routes every queued message once and reports whether some
+// were left in the queue because their owner could not take them.
+func (r *Router) drainQueue(ctx context.Context) (stuck bool) {
+	var cursor storage.QueueCursor
+	for !r.stopped() {
+		n, next, left, err := r.routeBatch(ctx, cursor)
+		if err != nil {
+			r.log.Error("routing batch failed", zap.Error(err))
+			return true // the entries stay queued
+		}
+		stuck = stuck || left
+		cursor = next
+		if n < r.cfg.BatchSize {
+			return stuck
+		}
+	}
+	return stuck
+}
+
+// routeBatch routes one batch of the queue after cursor: messages this node
+// owns move into inboxes and go to online recipients, the others go to
+// their owners. It returns the batch size, the cursor after it, and whether
+// some messages stayed queued.
+func (r *Router) routeBatch(ctx context.Context, cursor storage.QueueCursor) (
+	int, storage.QueueCursor, bool, error) {
+	queued, next, err := r.store.PeekQueueAfter(ctx, cursor, r.cfg.BatchSize)
 	if err != nil || len(queued) == 0 {
-		return 0, err
+		return 0, next, false, err
 	}
-	moved, err := r.store.MoveToInbox(ctx, queued, r.cfg.TTL)
-	if err != nil {
-		return 0, err
+	local, remote := r.splitByOwner(queued)
+	if len(local) > 0 {
+		moved, err := r.store.MoveToInbox(ctx, local, r.cfg.TTL)
+		if err != nil {
+			return 0, cursor, true, err
+		}
+		r.log.Debug("batch routed", zap.Int("count", len(moved)))
+		r.deliverLive(ctx, moved)
 	}
-	r.log.Debug("batch routed", zap.Int("count", len(moved)))
-	r.deliverLive(ctx, moved)
-	return len(queued), nil
+	left := false
+	for node, msgs := range remote {
+		if err := r.forward(ctx, node, msgs); err != nil {
+			r.log.Debug("forward failed", zap.String("peer", node), zap.Int("count", len(msgs)),
+				zap.Error(err))
+			left = true
+		}
+	}
+	return len(queued), next, left, nil
+}
+
+// splitByOwner separates messages this node owns from those it forwards,
+// grouped by owner.
+func (r *Router) splitByOwner(msgs []*storage.Message) ([]*storage.Message, map[string][]*storage.Message) {
+	var local []*storage.Message
+	remote := map[string][]*storage.Message{}
+	for _, m := range msgs {
+		node, mine := r.placement.Owner(m.Recipient)
+		if mine {
+			local = append(local, m)
+			continue
+		}
+		remote[node] = append(remote[node], m)
+	}
+	return local, remote
+}
+
+// forward hands messages to their owner, which stores them durably before
+// it answers; only then are they deleted here.
+func (r *Router) forward(ctx context.Context, node string, msgs []*storage.Message) error {
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
+	defer cancel()
+	if err := r.peers.call(cctx, node, http.MethodPost, peerPathForward,
+		messagesBody{Messages: msgs}, nil); err != nil {
+		return err
+	}
+	return r.store.DeleteForwarded(ctx, ids(msgs))
+}
+
+func ids(msgs []*storage.Message) []storage.ID {
+	out := make([]storage.ID, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
 }
 
 // deliverLive sends each message to every live connection of its
@@ -70,7 +138,7 @@ func (r *Router) deliverLive(ctx context.Context, msgs []*storage.Message) {
 // push sends m as ReceiveMessage to every connection of its recipient and
 // reports whether at least one send was queued.
 func (r *Router) push(m *storage.Message) bool {
-	conns := r.hub.Connections(m.Recipient)
+	conns := r.targets(m.Recipient)
 	if len(conns) == 0 {
 		return false
 	}
@@ -79,7 +147,7 @@ func (r *Router) push(m *storage.Message) bool {
 	for _, c := range conns {
 		r.acked.sendUnlessAcked(m.ID, func() {
 			_, err := r.breaker.Execute(func() (struct{}, error) {
-				return struct{}{}, r.hub.SendMessage(c.ID, payload)
+				return struct{}{}, r.sendMessage(c, payload)
 			})
 			if err == nil {
 				ok = true

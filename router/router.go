@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -35,7 +36,14 @@ type Router struct {
 	wakeScheduler chan struct{} // one slot: the retry schedule changed
 	acks          chan *ackRequest
 
-	backlogs backlogSet
+	backlogs  backlogSet
+	placement Placement
+	peers     *peerClient
+	peerToken string
+	remote    remoteConns
+	edge      edgeConns
+
+	wakeRebalance chan struct{} // one slot: the ring changed
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -54,8 +62,19 @@ func New(cfg Config, store *storage.Store) *Router {
 		wakeProcessor: make(chan struct{}, 1),
 		wakeScheduler: make(chan struct{}, 1),
 		acks:          make(chan *ackRequest, 4*cfg.AckBatch),
+		wakeRebalance: make(chan struct{}, 1),
 		stop:          make(chan struct{}),
+		placement:     cfg.Placement,
 	}
+	if len(cfg.PeerSecret) > 0 {
+		r.peerToken = PeerToken(cfg.PeerSecret)
+	}
+	r.peers = &peerClient{
+		placement: cfg.Placement, token: r.peerToken, log: cfg.Logger, stop: r.stop, wg: &r.wg,
+		http:  &http.Client{Timeout: cfg.PeerTimeout, Transport: peerTransport()},
+		peers: map[string]*peerState{},
+	}
+	r.edge.conns = map[string]*edgeConn{}
 	r.backlogs.byUser = map[string][]*backlog{}
 	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:    "hub",
@@ -64,7 +83,9 @@ func New(cfg Config, store *storage.Store) *Router {
 			return c.ConsecutiveFailures >= 20
 		},
 		IsSuccessful: func(err error) bool {
-			return err == nil || errors.Is(err, hub.ErrConnNotFound)
+			// Peers have breakers of their own; a gone connection is normal.
+			return err == nil || errors.Is(err, hub.ErrConnNotFound) ||
+				errors.Is(err, ErrPeerUnavailable) || errors.Is(err, ErrPushQueueFull)
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			r.log.Warn("circuit breaker changed state", zap.String("peer", name),
@@ -83,7 +104,9 @@ func (r *Router) Start(p Pusher) {
 		r.goLoop(r.runProcessor)
 		r.goLoop(r.runScheduler)
 		r.goLoop(r.runAckWriter)
+		r.goLoop(r.runRebalancer)
 		r.Notify()
+		signal(r.wakeRebalance)
 	})
 }
 
@@ -149,9 +172,9 @@ func (r *Router) stopped() bool {
 	}
 }
 
-// Requeue puts a dead-lettered message back into the queue with its
-// attempts reset, and wakes the processor.
-func (r *Router) Requeue(ctx context.Context, id storage.ID) (*storage.Message, error) {
+// requeueLocal puts a dead-lettered message of this node's store back into
+// the queue with its attempts reset, and wakes the processor.
+func (r *Router) requeueLocal(ctx context.Context, id storage.ID) (*storage.Message, error) {
 	m, err := r.store.Requeue(ctx, id)
 	if err != nil {
 		return nil, err
@@ -163,3 +186,17 @@ func (r *Router) Requeue(ctx context.Context, id storage.ID) (*storage.Message, 
 
 // BreakerOpen reports whether the local delivery circuit breaker is open.
 func (r *Router) BreakerOpen() bool { return r.breaker.State() == gobreaker.StateOpen }
+
+// peerTransport keeps a few idle connections per peer for the batches of
+// the peer link.
+func peerTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	return t
+}
+
+// owns reports whether this node owns phone.
+func (r *Router) owns(phone string) bool {
+	_, local := r.placement.Owner(phone)
+	return local
+}

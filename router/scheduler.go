@@ -55,9 +55,11 @@ func (r *Router) handleDue(ctx context.Context) (time.Time, error) {
 }
 
 func (r *Router) handleDueBatch(ctx context.Context, due []*storage.Message, now time.Time) error {
-	var expired, exhausted, resent, offline []storage.ID
+	var expired, exhausted, resent, offline, moving []storage.ID
 	for _, m := range due {
 		switch {
+		case !r.owns(m.Recipient):
+			moving = append(moving, m.ID)
 		case !now.Before(m.CreationTime.Add(r.cfg.TTL)):
 			expired = append(expired, m.ID)
 		case m.Status == storage.StatusSent && m.Attempts >= r.cfg.MaxAttempts:
@@ -73,6 +75,13 @@ func (r *Router) handleDueBatch(ctx context.Context, due []*storage.Message, now
 	if len(resent) > 0 {
 		r.log.Debug("messages resent", zap.Int("count", len(resent)))
 		r.markSent(ctx, resent)
+	}
+	if len(moving) > 0 {
+		// The rebalancer hands these to their owner; check them again soon.
+		signal(r.wakeRebalance)
+		if _, err := r.store.Reschedule(ctx, moving, now.Add(stuckRetry)); err != nil {
+			return err
+		}
 	}
 	return r.parkOffline(ctx, offline, now)
 }

@@ -69,3 +69,9 @@ func prevKey(it *pebble.Iterator) []byte {
 	it.Prev()
 	return it.Key()
 }
+
+// DLQCursorOf returns the cursor just after m in the dead-letter index.
+// m must be dead-lettered.
+func DLQCursorOf(m *Message) DLQCursor {
+	return dlqKey(*m.MovedToDlqAt, m.ID)
+}

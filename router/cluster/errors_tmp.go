@@ -1,0 +1,5 @@
+package cluster
+
+import "errors"
+
+var ErrMetaTooLarge = errors.New("cluster: node metadata too large")

@@ -1,0 +1,228 @@
+package router
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/esh3artech/esh3artech/hub"
+	"github.com/esh3artech/esh3artech/storage"
+)
+
+// maxPeerBody bounds the body of a peer request.
+const maxPeerBody = 64 << 20
+
+// PeerHandler returns the handler of the peer link, for the node's internal
+// listener. Requests without the cluster's token are rejected with 401.
+func (r *Router) PeerHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+peerPathForward, r.serveForward)
+	mux.HandleFunc("POST "+peerPathHandoff, r.serveHandoff)
+	mux.HandleFunc("POST "+peerPathAttach, r.serveAttach)
+	mux.HandleFunc("POST "+peerPathDetach, r.serveDetach)
+	mux.HandleFunc("POST "+peerPathPush, r.servePush)
+	mux.HandleFunc("POST "+peerPathAck, r.serveAck)
+	mux.HandleFunc("GET "+peerPathMessage+"{id}", r.serveMessage)
+	mux.HandleFunc("GET "+peerPathDLQ, r.serveDLQ)
+	mux.HandleFunc("POST "+peerPathRequeue+"{id}", r.serveRequeue)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		got := req.Header.Get(headerPeerToken)
+		if r.peerToken == "" || subtle.ConstantTimeCompare([]byte(got), []byte(r.peerToken)) != 1 {
+			r.log.Warn("peer request rejected", zap.String("peer", req.Header.Get(headerPeerNode)),
+				zap.String("remote", req.RemoteAddr))
+			writePeerError(w, http.StatusUnauthorized, errors.New("invalid peer token"), false)
+			return
+		}
+		req.Body = http.MaxBytesReader(w, req.Body, maxPeerBody)
+		mux.ServeHTTP(w, req)
+	})
+}
+
+func writePeerError(w http.ResponseWriter, status int, err error, clientVisible bool) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), ClientVisible: clientVisible})
+}
+
+func writePeerJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func decodePeer(w http.ResponseWriter, req *http.Request, v any) bool {
+	if err := json.NewDecoder(req.Body).Decode(v); err != nil {
+		writePeerError(w, http.StatusBadRequest, err, false)
+		return false
+	}
+	return true
+}
+
+// serveForward stores messages accepted by another node for recipients
+// this node owns, before the sender deletes its copy.
+func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
+	var body messagesBody
+	if !decodePeer(w, req, &body) {
+		return
+	}
+	n, err := r.store.AcceptForwarded(req.Context(), body.Messages)
+	if err != nil {
+		writePeerError(w, http.StatusServiceUnavailable, err, false)
+		return
+	}
+	r.log.Debug("forwarded messages stored", zap.String("peer", req.Header.Get(headerPeerNode)),
+		zap.Int("count", n))
+	r.Notify()
+	writePeerJSON(w, map[string]int{"stored": n})
+}
+
+// serveHandoff stores inbox messages that their previous owner hands over.
+func (r *Router) serveHandoff(w http.ResponseWriter, req *http.Request) {
+	var body messagesBody
+	if !decodePeer(w, req, &body) {
+		return
+	}
+	n, err := r.store.Adopt(req.Context(), body.Messages)
+	if err != nil {
+		writePeerError(w, http.StatusServiceUnavailable, err, false)
+		return
+	}
+	r.log.Info("inbox messages adopted", zap.String("peer", req.Header.Get(headerPeerNode)),
+		zap.Int("count", n))
+	signal(r.wakeScheduler)
+	r.restartBacklogs(body.Messages)
+	writePeerJSON(w, map[string]int{"stored": n})
+}
+
+// serveAttach registers a connection that landed on another node for a
+// user this node owns, and starts its backlog.
+func (r *Router) serveAttach(w http.ResponseWriter, req *http.Request) {
+	var body connBody
+	if !decodePeer(w, req, &body) {
+		return
+	}
+	node := req.Header.Get(headerPeerNode)
+	r.attachRemote(hub.ConnInfo{ID: body.ConnID, User: body.User}, node)
+	writePeerJSON(w, struct{}{})
+}
+
+func (r *Router) serveDetach(w http.ResponseWriter, req *http.Request) {
+	var body connBody
+	if !decodePeer(w, req, &body) {
+		return
+	}
+	r.remote.remove(body.User, body.ConnID)
+	writePeerJSON(w, struct{}{})
+}
+
+// servePush sends messages from their owner to connections on this node.
+func (r *Router) servePush(w http.ResponseWriter, req *http.Request) {
+	var body pushBody
+	if !decodePeer(w, req, &body) {
+		return
+	}
+	var res pushResult
+	for _, it := range body.Items {
+		var err error
+		if it.Pending {
+			err = r.hub.SendPending(it.ConnID, it.Messages)
+		} else if len(it.Messages) > 0 {
+			err = r.hub.SendMessage(it.ConnID, it.Messages[0])
+		}
+		if err != nil {
+			res.Gone = append(res.Gone, it.ConnID)
+		}
+	}
+	writePeerJSON(w, res)
+}
+
+// serveAck handles an acknowledgement that a connection on another node
+// received for a user this node owns.
+func (r *Router) serveAck(w http.ResponseWriter, req *http.Request) {
+	var body connBody
+	if !decodePeer(w, req, &body) {
+		return
+	}
+	err := r.acknowledgeLocal(req.Context(), hub.ConnInfo{ID: body.ConnID, User: body.User}, body.MessageID)
+	var ce *hub.ClientError
+	switch {
+	case errors.As(err, &ce):
+		writePeerError(w, http.StatusNotFound, err, true)
+	case err != nil:
+		writePeerError(w, http.StatusServiceUnavailable, err, false)
+	default:
+		writePeerJSON(w, struct{}{})
+	}
+}
+
+func (r *Router) serveMessage(w http.ResponseWriter, req *http.Request) {
+	id, err := storage.ParseID(req.PathValue("id"))
+	if err != nil {
+		writePeerError(w, http.StatusBadRequest, err, false)
+		return
+	}
+	m, err := r.store.Get(req.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		writePeerError(w, http.StatusNotFound, err, false)
+		return
+	}
+	if err != nil {
+		writePeerError(w, http.StatusServiceUnavailable, err, false)
+		return
+	}
+	writePeerJSON(w, m)
+}
+
+func (r *Router) serveDLQ(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	f := storage.DLQFilter{Client: q.Get("client")}
+	for name, t := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if raw := q.Get(name); raw != "" {
+			v, err := time.Parse(time.RFC3339Nano, raw)
+			if err != nil {
+				writePeerError(w, http.StatusBadRequest, err, false)
+				return
+			}
+			*t = v
+		}
+	}
+	cursor, err := base64.RawURLEncoding.DecodeString(q.Get("cursor"))
+	limit, lerr := strconv.Atoi(q.Get("limit"))
+	if err != nil || lerr != nil || limit < 1 {
+		writePeerError(w, http.StatusBadRequest, errors.New("invalid cursor or limit"), false)
+		return
+	}
+	msgs, _, err := r.store.ListDLQ(req.Context(), f, cursor, limit)
+	if err != nil {
+		writePeerError(w, http.StatusServiceUnavailable, err, false)
+		return
+	}
+	writePeerJSON(w, dlqBody{Messages: msgs})
+}
+
+func (r *Router) serveRequeue(w http.ResponseWriter, req *http.Request) {
+	id, err := storage.ParseID(req.PathValue("id"))
+	if err != nil {
+		writePeerError(w, http.StatusBadRequest, err, false)
+		return
+	}
+	m, err := r.requeueLocal(req.Context(), id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		writePeerError(w, http.StatusNotFound, err, false)
+	case errors.Is(err, storage.ErrNotInDLQ):
+		writePeerError(w, http.StatusConflict, err, false)
+	case err != nil:
+		writePeerError(w, http.StatusServiceUnavailable, err, false)
+	default:
+		writePeerJSON(w, m)
+	}
+}
+
+var _ = context.Background

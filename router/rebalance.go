@@ -1,0 +1,93 @@
+package router
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/esh3artech/esh3artech/storage"
+)
+
+// RingChanged tells the router that the cluster's membership changed: it
+// re-routes the queue, hands inboxes it no longer owns to their owners,
+// moves connections to their users' new owners, and forgets connections
+// attached by nodes that left.
+func (r *Router) RingChanged() {
+	nodes := r.placement.Nodes()
+	r.remote.removeNodes(func(node string) bool { return slices.Contains(nodes, node) })
+	r.remote.dropUsers(r.owns)
+	r.reattach()
+	r.Notify()
+	signal(r.wakeRebalance)
+}
+
+// runRebalancer hands over inboxes this node no longer owns whenever the
+// ring changes, retrying while an owner cannot take them.
+func (r *Router) runRebalancer() {
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wakeRebalance:
+		}
+		for !r.stopped() && !r.handOff(context.Background()) {
+			if !r.sleep(stuckRetry, nil) {
+				return
+			}
+		}
+	}
+}
+
+// handOff moves every inbox message this node does not own to its owner
+// and reports whether it finished.
+func (r *Router) handOff(ctx context.Context) bool {
+	for !r.stopped() {
+		msgs, err := r.store.InboxesNotOwned(ctx, r.owns, r.cfg.BatchSize)
+		if err != nil {
+			r.log.Error("reading inboxes to hand over failed", zap.Error(err))
+			return false
+		}
+		if len(msgs) == 0 {
+			return true
+		}
+		_, byOwner := r.splitByOwner(msgs)
+		for node, batch := range byOwner {
+			if err := r.handOffTo(ctx, node, batch); err != nil {
+				r.log.Warn("inbox handoff failed", zap.String("peer", node),
+					zap.Int("count", len(batch)), zap.Error(err))
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// handOffTo sends messages to their new owner, which stores them durably
+// before it answers; only then are they deleted here.
+func (r *Router) handOffTo(ctx context.Context, node string, msgs []*storage.Message) error {
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
+	defer cancel()
+	if err := r.peers.call(cctx, node, http.MethodPost, peerPathHandoff,
+		messagesBody{Messages: msgs}, nil); err != nil {
+		return err
+	}
+	if err := r.store.Release(ctx, ids(msgs)); err != nil {
+		return err
+	}
+	r.log.Info("inbox messages handed over", zap.String("peer", node), zap.Int("count", len(msgs)))
+	return nil
+}
+
+// restartBacklogs delivers adopted messages to their recipients' live
+// connections.
+func (r *Router) restartBacklogs(msgs []*storage.Message) {
+	var owned []*storage.Message
+	for _, m := range msgs {
+		if r.owns(m.Recipient) {
+			owned = append(owned, m)
+		}
+	}
+	r.deliverLive(context.Background(), owned)
+}
