@@ -174,3 +174,44 @@ func getMessage(t *testing.T, base, id string) (int, map[string]any) {
 	_ = json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
 }
+
+// e2eScripts is the folder of the official-client scripts and their npm
+// package.
+const e2eScripts = "testdata/e2e"
+
+var npmOnce sync.Once
+var npmErr error
+
+// requireNodeModules installs the pinned npm packages of the official
+// client once per test binary.
+func requireNodeModules(t *testing.T) {
+	t.Helper()
+	npmOnce.Do(func() {
+		if _, err := os.Stat(filepath.Join(e2eScripts, "node_modules", "@microsoft", "signalr")); err == nil {
+			return
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = e2eScripts
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			npmErr = fmt.Errorf("npm ci in %s: %w\n%s", e2eScripts, err, out)
+		}
+	})
+	require.NoError(t, npmErr)
+}
+
+// runNode runs a script of testdata/e2e with node and returns its standard
+// output; the script fails the test by exiting non-zero.
+func runNode(t *testing.T, timeout time.Duration, script string, args ...string) string {
+	t.Helper()
+	requireNodeModules(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
+	cmd.Dir = e2eScripts
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	require.NoError(t, err, "node %s failed:\nstdout:\n%s\nstderr:\n%s", script, stdout.String(), stderr.String())
+	return stdout.String()
+}

@@ -65,9 +65,10 @@ func (a *API) Register(e *echo.Echo) {
 }
 
 // authGroup adds routes under a group's prefix with the metrics, in-flight
-// bound and authentication middleware on each route. Middleware passed to echo.Group would instead
-// register a catch-all route for the prefix, which answers 404 where a
-// known path gets a wrong method (405) and 401 for unknown paths.
+// bound and authentication middleware on each route. Middleware passed to
+// echo.Group would instead register a catch-all route for the prefix. That
+// route returns 404 rather than 405 for a wrong method on a known path, and
+// 401 rather than 404 for an unknown path.
 type authGroup struct {
 	group      *echo.Group
 	middleware []echo.MiddlewareFunc

@@ -29,7 +29,31 @@ type Config struct {
 	Health   HealthConfig   `yaml:"health"`
 	Hub      HubConfig      `yaml:"hub"`
 	Delivery DeliveryConfig `yaml:"delivery"`
+	Cluster  ClusterConfig  `yaml:"cluster"`
 }
+
+// ClusterConfig configures membership and the peer link. The node runs
+// alone when NodeID is empty.
+type ClusterConfig struct {
+	NodeID           string        `yaml:"node_id"`
+	GossipListen     string        `yaml:"gossip_listen"`
+	GossipAdvertise  string        `yaml:"gossip_advertise"`
+	PeerListen       string        `yaml:"peer_listen"`
+	PeerAdvertise    string        `yaml:"peer_advertise"`
+	Seeds            []string      `yaml:"seeds"`
+	Secret           string        `yaml:"secret"`
+	VirtualNodes     int           `yaml:"virtual_nodes"`
+	ProbeInterval    time.Duration `yaml:"probe_interval"`
+	ProbeTimeout     time.Duration `yaml:"probe_timeout"`
+	SuspicionMult    int           `yaml:"suspicion_mult"`
+	GossipInterval   time.Duration `yaml:"gossip_interval"`
+	PushPullInterval time.Duration `yaml:"push_pull_interval"`
+	JoinTimeout      time.Duration `yaml:"join_timeout"`
+	DrainTimeout     time.Duration `yaml:"drain_timeout"`
+}
+
+// Enabled reports whether the node is part of a cluster.
+func (c ClusterConfig) Enabled() bool { return c.NodeID != "" }
 
 // LogConfig selects the level and encoding of the node's logs.
 type LogConfig struct {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,11 +106,6 @@ func (lm *limiter) setHeaders(h http.Header, client string, now time.Time) {
 	refill := int(math.Ceil((float64(bk.burst) - tokens) / bk.rate))
 	h.Set("RateLimit-Policy", fmt.Sprintf(`"client";q=%d;w=%d`, bk.burst, window))
 	h.Set("RateLimit", fmt.Sprintf(`"client";r=%d;t=%d`, int(tokens), max(refill, 0)))
-}
-
-// retryAfterSeconds rounds d up to whole seconds, at least one.
-func retryAfterSeconds(d time.Duration) string {
-	return strconv.Itoa(max(int(math.Ceil(d.Seconds())), 1))
 }
 
 // boundInFlight answers 503 at once when max_in_flight requests are

@@ -19,7 +19,6 @@ func sendTo(t *testing.T, node *Node, phone string) *httptest.ResponseRecorder {
 		Body: `{"recipientPhoneNumber": "` + phone + `", "messageContent": "hi"}`, Header: asAcme()})
 }
 
-
 func TestRateLimitRefusesWithRetryAfter(t *testing.T) {
 	node := newTestNode(t, "ESH3ARTECH_LIMITS_RATE=0.5", "ESH3ARTECH_LIMITS_BURST=2")
 	for i := range 2 {

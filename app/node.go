@@ -35,6 +35,7 @@ type Node struct {
 	limits  *limiter
 	metrics *metrics
 	agentLn net.Listener
+	cluster clusterState
 
 	// reloadMu serialises reloads; cfg.Limits and clients change only
 	// under it.
@@ -80,6 +81,11 @@ func NewNode(cfg *Config, log *zap.Logger, secret string, clients []ClientConfig
 	}
 	rc := routerConfig(cfg, log)
 	rc.Metrics = n.metrics.router
+	if cfg.Cluster.Enabled() {
+		n.cluster.placement = &placement{self: cfg.Cluster.NodeID, vnodes: cfg.Cluster.VirtualNodes}
+		rc.Placement = n.cluster.placement
+		rc.PeerSecret = []byte(cfg.Cluster.Secret)
+	}
 	n.router = router.New(rc, store)
 	n.hub, err = hub.New(hubConfig(cfg, log, auth, n.router))
 	if err != nil {
@@ -180,6 +186,12 @@ func (n *Node) Serve() error {
 		_ = ln.Close()
 		return err
 	}
+	if n.cfg.Cluster.Enabled() {
+		if err := n.startCluster(); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 	n.router.Start(n.hub)
 	n.log.Info("node listening", zap.String("addr", ln.Addr().String()),
 		zap.String("dir", n.cfg.Storage.Dir))
@@ -256,6 +268,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.draining.Store(true)
 		n.ready.Store(false)
 		n.log.Info("node draining")
+		n.leaveCluster(ctx)
 		var errs []error
 		// The hub goes first: its long polls and event streams would hold
 		// the HTTP server's Shutdown, and its WebSockets are not covered by it.
@@ -266,6 +279,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
 		}
 		if err := n.router.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		if err := n.stopCluster(ctx); err != nil {
 			errs = append(errs, err)
 		}
 		close(n.stop)

@@ -15,17 +15,19 @@ var ErrInvalidPhone = errors.New("invalid phone number")
 // stored form: the country code followed by the national number, digits only.
 type PhoneNormalizer struct {
 	countryCode string
-	local       *regexp.Regexp
+	pattern     string         // the configured local pattern, for messages
+	local       *regexp.Regexp // pattern anchored to match whole strings
 }
 
 // NewPhoneNormalizer returns a normalizer for numbers of the given country
-// code whose national part matches localPattern.
+// code whose national part matches localPattern as a whole. The pattern is
+// anchored at both ends even where the configuration omits ^ and $.
 func NewPhoneNormalizer(c PhoneConfig) (*PhoneNormalizer, error) {
-	re, err := regexp.Compile(c.LocalPattern)
+	re, err := regexp.Compile(`^(?:` + c.LocalPattern + `)$`)
 	if err != nil {
 		return nil, fmt.Errorf("phone: local pattern: %w", err)
 	}
-	return &PhoneNormalizer{countryCode: c.CountryCode, local: re}, nil
+	return &PhoneNormalizer{countryCode: c.CountryCode, pattern: c.LocalPattern, local: re}, nil
 }
 
 // Normalize accepts the national number alone, or prefixed with the
@@ -45,7 +47,7 @@ func (p *PhoneNormalizer) Normalize(s string) (string, error) {
 	}
 	if !p.local.MatchString(n) || !allDigits(n) {
 		return "", fmt.Errorf("%w: %q is not a national number matching %s, optionally "+
-			"prefixed with %s, +%s or 00%s", ErrInvalidPhone, s, p.local, p.countryCode,
+			"prefixed with %s, +%s or 00%s", ErrInvalidPhone, s, p.pattern, p.countryCode,
 			p.countryCode, p.countryCode)
 	}
 	return p.countryCode + n, nil

@@ -57,8 +57,11 @@ func decodeJSON(body []byte, v any, strict bool) error {
 	}
 	err := dec.Decode(v)
 	if err == nil {
-		if dec.More() {
-			return malformed("unexpected data after the JSON value at offset %d", dec.InputOffset())
+		// Decoder.More reports false for a trailing '}' or ']', so the rest
+		// of the body is checked for anything other than JSON whitespace.
+		off := dec.InputOffset()
+		if rest := bytes.TrimLeft(body[off:], " \t\r\n"); len(rest) > 0 {
+			return malformed("unexpected data after the JSON value at offset %d", len(body)-len(rest))
 		}
 		return nil
 	}
@@ -68,7 +71,7 @@ func decodeJSON(body []byte, v any, strict bool) error {
 	case errors.Is(err, io.EOF):
 		return malformed("the body is empty; send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return malformed("the JSON ends early")
+		return malformed("the JSON ends at offset %d before the value is complete", len(body))
 	case errors.As(err, &syn):
 		return malformed("%s at offset %d", syn.Error(), syn.Offset)
 	case errors.As(err, &typ):

@@ -14,7 +14,7 @@ import (
 func (c *Config) Validate() error {
 	checks := []func() error{
 		c.validateLog, c.validateHTTP, c.validateStorage, c.validatePhone,
-		c.validateAuth, c.validateLimits, c.validateHub, c.validateDelivery,
+		c.validateAuth, c.validateLimits, c.validateHub, c.validateDelivery, c.validateCluster,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -222,4 +222,45 @@ func (c *Config) validateLimits() error {
 		}
 	}
 	return validateListen("health.agent_listen", c.Health.AgentListen, true)
+}
+
+func (c *Config) validateCluster() error {
+	cl := c.Cluster
+	if !cl.Enabled() {
+		return nil
+	}
+	if !clientIDPattern.MatchString(cl.NodeID) {
+		return invalid("cluster.node_id", "%q is not 1 to 64 letters, digits, '.', '_' or '-'", cl.NodeID)
+	}
+	for _, l := range []struct{ key, addr string }{
+		{"cluster.gossip_listen", cl.GossipListen}, {"cluster.peer_listen", cl.PeerListen},
+	} {
+		if err := validateListen(l.key, l.addr, false); err != nil {
+			return err
+		}
+	}
+	for _, l := range []struct{ key, addr string }{
+		{"cluster.gossip_advertise", cl.GossipAdvertise}, {"cluster.peer_advertise", cl.PeerAdvertise},
+	} {
+		if err := validateListen(l.key, l.addr, true); err != nil {
+			return err
+		}
+	}
+	for i, s := range cl.Seeds {
+		if err := validateListen(fmt.Sprintf("cluster.seeds[%d]", i), s, false); err != nil {
+			return err
+		}
+	}
+	if len(cl.Secret) < 32 {
+		return invalid("cluster.secret", "%d bytes is shorter than the minimum of 32; "+
+			"give every node the same random secret", len(cl.Secret))
+	}
+	if cl.VirtualNodes < 0 || cl.SuspicionMult < 1 {
+		return invalid("cluster", "virtual_nodes must not be negative and suspicion_mult must be at least 1")
+	}
+	return positive(map[string]time.Duration{
+		"cluster.probe_interval": cl.ProbeInterval, "cluster.probe_timeout": cl.ProbeTimeout,
+		"cluster.gossip_interval": cl.GossipInterval, "cluster.push_pull_interval": cl.PushPullInterval,
+		"cluster.join_timeout": cl.JoinTimeout, "cluster.drain_timeout": cl.DrainTimeout,
+	})
 }

@@ -79,10 +79,6 @@ func idemKey(client, key string) []byte {
 	return append(k, key...)
 }
 
-func metaKey(name string) []byte {
-	return append([]byte{prefixMeta}, name...)
-}
-
 // upperBound returns the smallest key greater than every key with prefix p.
 func upperBound(p []byte) []byte {
 	end := append([]byte(nil), p...)

@@ -16,7 +16,7 @@ import (
 //
 // With this value and 3 to 10 members, every member's share of 1,000,000
 // random Yemeni mobile numbers is within 10% of the mean (TestRingSpread).
-const DefaultVirtualNodes = 256
+const DefaultVirtualNodes = 2048
 
 // Ring maps keys to members by consistent hashing with virtual nodes. A key
 // belongs to the member of the first point at or after the key's hash,

@@ -1,5 +1,0 @@
-package cluster
-
-import "errors"
-
-var ErrMetaTooLarge = errors.New("cluster: node metadata too large")
