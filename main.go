@@ -179,7 +179,11 @@ func waitForSignal(node *app.Node, cfg *app.Config, log *zap.Logger) error {
 		_ = log.Sync()
 		os.Exit(1)
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	timeout := cfg.HTTP.ShutdownTimeout
+	if cfg.Cluster.Enabled() {
+		timeout += cfg.Cluster.DrainTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return node.Shutdown(ctx)
 }
