@@ -283,6 +283,14 @@ func (a *API) accept(c echo.Context, body []byte, drafts []draft) ([]storage.ID,
 			Hash: sha256.Sum256(append([]byte(route), body...)),
 		}
 	}
+	// A repeat of an accepted request gets its first answer without being
+	// counted against the limits, because it stores nothing.
+	if idem.Key != "" {
+		ids, found, err := a.store.Replay(c.Request().Context(), idem)
+		if err != nil || found {
+			return ids, found, err
+		}
+	}
 	if err := a.admit(c, drafts); err != nil {
 		return nil, false, err
 	}

@@ -227,3 +227,18 @@ func TestMetricsNames(t *testing.T) {
 		require.Contains(t, body, name+" ", "metric %s", name)
 	}
 }
+
+func TestIdempotentReplayNotRateLimited(t *testing.T) {
+	node := newTestNode(t, "ESH3ARTECH_LIMITS_RATE=0.5", "ESH3ARTECH_LIMITS_BURST=1")
+	send := func() *httptest.ResponseRecorder {
+		return serve(t, node, request{Method: http.MethodPost, Path: "/api/v1/messages",
+			Body:   `{"recipientPhoneNumber": "775265496", "messageContent": "hi"}`,
+			Header: asAcme("Idempotency-Key", "once")})
+	}
+	first := send()
+	require.Equal(t, http.StatusAccepted, first.Code)
+	again := send()
+	require.Equal(t, http.StatusAccepted, again.Code, "a replay stores nothing, so no token is needed")
+	require.Equal(t, "true", again.Header().Get("Idempotent-Replayed"))
+	require.JSONEq(t, first.Body.String(), again.Body.String())
+}

@@ -96,6 +96,25 @@ func (s *Store) acceptLocked(msgs []*Message, idem *Idempotency) ([]ID, bool, er
 	return ids, false, nil
 }
 
+// Replay returns the ids of an earlier request under idem within its TTL,
+// with found set. A different request under the same key returns
+// ErrIdempotencyConflict. Accept makes the same check atomically; Replay
+// lets a caller answer a repeat before other checks.
+func (s *Store) Replay(ctx context.Context, idem Idempotency) (ids []ID, found bool, err error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, false, err
+	}
+	defer s.exit()
+	rec, err := s.idemLookup(idem)
+	if err != nil || rec == nil {
+		return nil, false, err
+	}
+	if string(rec.Hash) != string(idem.Hash[:]) {
+		return nil, false, ErrIdempotencyConflict
+	}
+	return rec.IDs, true, nil
+}
+
 // idemLookup returns the live record for idem, or nil when there is none or
 // it has expired.
 func (s *Store) idemLookup(idem Idempotency) (*idemRecord, error) {
