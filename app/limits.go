@@ -177,6 +177,10 @@ func (a *API) checkNode() error {
 
 // checkRecipients refuses a request with a message to a recipient whose
 // inbox is at its cap, naming the recipient.
+//
+// NOTE: the count is this node's: its queue and its inboxes. In a cluster
+// the owner's inbox lives on another node, so the cap holds only for
+// requests that reach the recipient's owner.
 func (a *API) checkRecipients(drafts []draft) error {
 	limit := a.limits.limits().InboxCap
 	for _, d := range drafts {
