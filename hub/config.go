@@ -40,9 +40,8 @@ var (
 	ErrConnClosing = errors.New("hub: connection is closing")
 	// ErrSlowConsumer means the connection's send queue or replay buffer was full. The
 	// hub closed the connection with allowReconnect, and the message was not queued.
-	ErrSlowConsumer = errors.New("hub: client too slow, send queue full, connection closed")
-	// ErrShutdown means Shutdown has started.
-	ErrShutdown = errors.New("hub: shut down")
+	ErrSlowConsumer = errors.New("hub: client too slow: send queue or replay buffer full, " +
+		"connection closed")
 	// ErrClientVisible marks an Acknowledge error whose text is sent to the client.
 	// Wrap it, as in fmt.Errorf("%w: unknown message", hub.ErrClientVisible).
 	ErrClientVisible = errors.New("hub: client-visible error")
@@ -53,7 +52,7 @@ var (
 // ClientError is an Acknowledge error whose Message is sent to the client as the
 // completion error.
 type ClientError struct {
-	// Message is the text the client sees.
+	// Message is the completion error text sent to the client.
 	Message string
 }
 
@@ -61,7 +60,7 @@ type ClientError struct {
 func (e *ClientError) Error() string { return e.Message }
 
 // Authenticator returns the normalised phone number of the mobile user making r,
-// or an error (the hub answers 401). AccessToken extracts the token the official
+// or an error, for which the hub responds with 401. AccessToken extracts the token the official
 // clients send.
 type Authenticator func(r *http.Request) (user string, err error)
 
@@ -76,7 +75,7 @@ type Events interface {
 	// stateful-reconnect gap). It is called only for connections that were reported
 	// to Connected, and only after Connected returned.
 	Disconnected(c ConnInfo)
-	// Acknowledge handles AcknowledgeMessage(id); it blocks until the ack is durable.
+	// Acknowledge handles AcknowledgeMessage(id). It blocks until the ack is durable.
 	// A non-nil error is sent to the client as the invocation's completion error:
 	// errors wrapping ErrClientVisible or a *ClientError show their text, and other
 	// errors show a generic text and are logged. ctx is cancelled when the connection
@@ -108,7 +107,9 @@ type Config struct {
 	// WebSockets and Server-Sent Events. Default: 15s.
 	KeepAliveInterval time.Duration
 	// ClientTimeout closes a connection whose client sent nothing for this long, and a
-	// long polling connection that has had no poll for this long. Default: 30s.
+	// long polling connection that has had no poll for this long. A stateful connection
+	// drops its transport instead and waits ReconnectWindow for the client.
+	// Default: 30s.
 	ClientTimeout time.Duration
 	// MaxMessageSize is the maximum size in bytes of one incoming hub message. A larger
 	// one closes the connection with an error. Default: 32 KiB.

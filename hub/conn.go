@@ -41,7 +41,7 @@ const (
 // transport is the server-to-client side of a connection. Its methods are called with
 // conn.mu held and must not block.
 type transport interface {
-	// wake tells the transport that conn.outbox has frames to write.
+	// wake signals the transport that conn.outbox has frames to write.
 	wake()
 	// abort ends the transport at once, without writing what is queued.
 	abort()
@@ -61,8 +61,8 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	lastRead  atomic.Int64 // unix nanoseconds of the last data from the client
-	lastWrite atomic.Int64 // unix nanoseconds of the last write to the client
+	lastRead  atomic.Int64 // monotonicNow of the last data from the client
+	lastWrite atomic.Int64 // monotonicNow of the last write to the client
 	invoking  atomic.Bool  // a hub method is running, which pauses the client timeout
 	posting   atomic.Bool  // a POST is being processed (long polling, Server-Sent Events)
 
@@ -116,7 +116,8 @@ func (c *conn) enqueue(frame []byte, trackable bool) error {
 	return err
 }
 
-// enqueueLocked queues frame. finishNow asks the caller to call finish after unlocking.
+// enqueueLocked queues frame. When finishNow is true, the caller must call finish after
+// unlocking.
 func (c *conn) enqueueLocked(frame []byte, trackable bool) (finishNow bool, err error) {
 	if c.state == stateClosing || c.state == stateClosed {
 		return false, ErrConnClosing
@@ -218,7 +219,7 @@ func (c *conn) finish() {
 }
 
 // transportLost detaches t after its connection dropped. A stateful connection whose
-// transport dropped without a close handshake waits for the client to reconnect;
+// transport dropped without a close handshake waits for the client to reconnect, and
 // every other connection ends.
 func (c *conn) transportLost(t transport, graceful bool) {
 	c.mu.Lock()
@@ -241,5 +242,22 @@ func (c *conn) transportLost(t transport, graceful bool) {
 
 // markActive records client activity now.
 func (c *conn) markActive() {
-	c.lastRead.Store(time.Now().UnixNano())
+	c.lastRead.Store(monotonicNow())
+}
+
+// markWritten records a write to the client now.
+func (c *conn) markWritten() {
+	c.lastWrite.Store(monotonicNow())
+}
+
+// processStart anchors the activity timestamps that connections keep as integers, so
+// that they use the monotonic clock and wall-clock jumps cause no timeouts.
+var processStart = time.Now()
+
+// monotonicNow returns the nanoseconds since processStart.
+func monotonicNow() int64 { return int64(time.Since(processStart)) }
+
+// elapsedSince returns the time from stamp, a monotonicNow value, to now.
+func elapsedSince(now time.Time, stamp int64) time.Duration {
+	return now.Sub(processStart) - time.Duration(stamp)
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// corsMaxAge is how long, in seconds, browsers may cache a preflight answer.
+// corsMaxAge is the time in seconds that browsers may cache a preflight response.
 const corsMaxAge = "600"
 
 // originAllowed reports whether origin is in AllowedOrigins, compared case-insensitively.
@@ -35,7 +35,7 @@ func (h *Hub) writeCORSHeaders(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// servePreflight answers a CORS preflight request: 204 with the allowed methods and
+// servePreflight responds to a CORS preflight request: 204 with the allowed methods and
 // headers for an allowed origin, 403 otherwise.
 func (h *Hub) servePreflight(w http.ResponseWriter, r *http.Request, allowed bool) {
 	if !allowed {

@@ -12,7 +12,7 @@ import (
 var (
 	// errProtocol marks a client message that breaks the hub protocol.
 	errProtocol = errors.New("hub: protocol error")
-	// errStopReading tells a transport to stop processing client data because the
+	// errStopReading makes a transport stop processing client data because the
 	// connection is closing.
 	errStopReading = errors.New("hub: connection is closing, stop reading")
 )

@@ -32,8 +32,9 @@ func (c *conn) handleHandshake(record []byte) error {
 	return c.completeHandshake(req.Version)
 }
 
-// completeHandshake answers a valid handshake, indexes the connection and reports it to
-// Events.Connected. Messages sent from Connected follow the handshake response.
+// completeHandshake queues the success response to a valid handshake, indexes the
+// connection and reports it to Events.Connected. Messages sent from Connected follow
+// the handshake response.
 func (c *conn) completeHandshake(version int) error {
 	c.mu.Lock()
 	if c.state != stateHandshake {

@@ -75,7 +75,7 @@ func (h *Hub) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authenticate runs the Authenticator and answers 401 when it fails.
+// authenticate runs the Authenticator and responds with 401 when it fails.
 func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, jsonBody bool) (string, bool) {
 	user, err := h.cfg.Auth(r)
 	if err == nil && user != "" {
@@ -91,8 +91,9 @@ func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, jsonBody bool
 	return "", false
 }
 
-// lookup finds the connection named by the id query parameter. It answers 400 without
-// an id, 404 for an unknown id and 403 when the connection belongs to another user.
+// lookup finds the connection named by the id query parameter. It responds with 400
+// without an id, 404 for an unknown id and 403 when the connection belongs to another
+// user.
 func (h *Hub) lookup(w http.ResponseWriter, r *http.Request, user string) *conn {
 	token := queryValue(r.URL.Query(), "id")
 	if token == "" {
@@ -137,6 +138,7 @@ func (c *conn) attach(t transport, name, remoteAddr string) (<-chan struct{}, er
 	if c.info.Transport != "" && c.info.Transport != name {
 		return nil, errTransportChange
 	}
+
 	var previous <-chan struct{}
 	if c.transport != nil {
 		old, ok := c.transport.(*wsTransport)
@@ -147,6 +149,7 @@ func (c *conn) attach(t transport, name, remoteAddr string) (<-chan struct{}, er
 		old.abort()
 		previous = old.done
 	}
+
 	if c.info.Transport == "" {
 		c.info.Transport = name
 		c.info.RemoteAddr = remoteAddr
@@ -155,6 +158,7 @@ func (c *conn) attach(t transport, name, remoteAddr string) (<-chan struct{}, er
 	c.outbox = nil
 	c.markActive()
 	c.lastWrite.Store(c.lastRead.Load())
+
 	switch c.state {
 	case stateNegotiated:
 		c.setStateLocked(stateHandshake)

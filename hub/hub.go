@@ -49,8 +49,10 @@ func New(cfg Config) (*Hub, error) {
 		drained:      make(chan struct{}),
 	}
 	h.upgrader = websocket.Upgrader{
-		// Small read buffers and pooled write buffers keep idle connections small.
-		ReadBufferSize:  1024,
+		// A zero ReadBufferSize makes gorilla/websocket read through the small buffer
+		// that upgradeWriter hands over, and pooled write buffers are held only while
+		// writing, which keeps idle connections small.
+		ReadBufferSize:  0,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     h.checkWebSocketOrigin,
@@ -60,15 +62,18 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// tickInterval returns a quarter of the shortest timeout, at most maxTickInterval, so
-// each timeout fires at most a quarter late.
+// tickInterval returns a quarter of the shortest timeout, between 1ms and
+// maxTickInterval. A timeout therefore fires late by at most that interval.
 func tickInterval(cfg Config) time.Duration {
 	shortest := min(cfg.HandshakeTimeout, cfg.KeepAliveInterval, cfg.ClientTimeout,
 		cfg.NegotiateTimeout, cfg.ReconnectWindow, cfg.WriteTimeout)
 	return max(min(shortest/4, maxTickInterval), time.Millisecond)
 }
 
-// Register mounts negotiate and the transports on e, at Path and Path/negotiate.
+// Register mounts negotiate and the transports on e, at Path and Path/negotiate. Keep
+// request-timeout and body-limit middleware off these routes: polls wait up to
+// LongPollTimeout, event streams and WebSockets stay open, and the hub limits message
+// sizes itself.
 func (h *Hub) Register(e *echo.Echo) {
 	handler := echo.WrapHandler(h)
 	e.Any(h.cfg.Path, handler)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/esh3artech/esh3artech/hub/signalr"
 	"go.uber.org/zap"
@@ -83,7 +82,7 @@ func acknowledgeMessage(c *conn, args []json.RawMessage) string {
 	err := c.hub.cfg.Events.Acknowledge(c.ctx, c.info, id)
 	c.invoking.Store(false)
 	// The client could not send while the method ran, so its timeout restarts now.
-	c.lastRead.Store(time.Now().UnixNano())
+	c.markActive()
 	if err == nil {
 		c.hub.log.Debug("message acknowledged", zap.String("conn_id", c.info.ID),
 			zap.String("msg_id", id))

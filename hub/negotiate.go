@@ -25,7 +25,7 @@ var availableTransports = []signalr.AvailableTransport{
 	{Transport: TransportLongPolling, TransferFormats: []string{signalr.TransferFormatText}},
 }
 
-// serveNegotiate answers POST {Path}/negotiate with a new connection.
+// serveNegotiate handles POST {Path}/negotiate by creating a connection.
 func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")

@@ -13,7 +13,7 @@ type replayBuffer struct {
 	frames  []sequencedFrame
 	bytes   int
 	limit   int
-	lastSeq int64 // sequence ID of the last trackable frame sent; IDs start at 1
+	lastSeq int64 // sequence ID of the last trackable frame sent, counting from 1
 }
 
 type sequencedFrame struct {

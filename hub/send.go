@@ -31,9 +31,9 @@ type MobileMessage struct {
 }
 
 // SendMessage invokes ReceiveMessage on the connection with ONE string argument: the
-// JSON text of m. It never blocks: it queues the message and returns. A full send
-// queue closes the connection and returns an error wrapping ErrSlowConsumer. Other
-// errors wrap ErrConnNotFound or ErrConnClosing.
+// JSON text of m. It does not wait for the client or the network: it queues the
+// message and returns. A full send queue closes the connection and returns an error
+// wrapping ErrSlowConsumer. Other errors wrap ErrConnNotFound or ErrConnClosing.
 func (h *Hub) SendMessage(connID string, m MobileMessage) error {
 	payload, err := json.Marshal(m)
 	if err != nil {

@@ -59,7 +59,7 @@ func (c *conn) checkClientLocked(now time.Time) bool {
 		}
 		return false
 	}
-	silent := now.Sub(time.Unix(0, c.lastRead.Load()))
+	silent := elapsedSince(now, c.lastRead.Load())
 	if silent >= cfg.ClientTimeout && !c.invoking.Load() {
 		c.hub.log.Warn("client timed out", zap.String("conn_id", c.info.ID),
 			zap.String("phone", c.info.User), zap.Duration("silent", silent))
@@ -72,7 +72,7 @@ func (c *conn) checkClientLocked(now time.Time) bool {
 		c.outbox = c.outbox[:0]
 		return c.closeLocked(clientTimeoutText, true)
 	}
-	idle := now.Sub(time.Unix(0, c.lastWrite.Load()))
+	idle := elapsedSince(now, c.lastWrite.Load())
 	if idle >= cfg.KeepAliveInterval && len(c.outbox) == 0 {
 		c.outbox = append(c.outbox, pingFrame)
 		c.transport.wake()

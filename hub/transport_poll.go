@@ -43,7 +43,7 @@ func (t *pollTransport) idleLocked(now time.Time, timeout time.Duration) bool {
 	return t.waiter == nil && now.Sub(t.lastPoll) >= timeout
 }
 
-// pollOutcome is how a poll ends.
+// pollOutcome is the result of checking a waiting poll.
 type pollOutcome int
 
 const (
@@ -52,7 +52,7 @@ const (
 	pollTerminated                    // 204: superseded by a newer poll, or the connection ended
 )
 
-// servePoll answers a long poll. The first poll of a connection returns 200 at once
+// servePoll handles a long poll. The first poll of a connection returns 200 at once
 // with an empty body. Later polls wait up to LongPollTimeout for frames. A newer poll
 // ends a waiting one with 204, and so does the end of the connection.
 func (h *Hub) servePoll(w http.ResponseWriter, r *http.Request, c *conn) {
@@ -75,7 +75,7 @@ func (h *Hub) servePoll(w http.ResponseWriter, r *http.Request, c *conn) {
 		switch outcome {
 		case pollDeliver:
 			writePollBody(w, frames)
-			c.lastWrite.Store(time.Now().UnixNano())
+			c.markWritten()
 			if closingDone {
 				c.transportLost(t, true)
 			}
@@ -199,7 +199,8 @@ func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request, c *conn) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// serveDelete ends a long polling connection and answers 202, as ASP.NET Core does.
+// serveDelete ends a long polling connection and responds with 202, as ASP.NET Core
+// does.
 // The waiting poll gets 204.
 func (h *Hub) serveDelete(w http.ResponseWriter, c *conn) {
 	c.mu.Lock()

@@ -48,11 +48,11 @@ func (h *Hub) serveServerSentEvents(w http.ResponseWriter, r *http.Request, c *c
 	var buf []byte
 	for {
 		c.mu.Lock()
-		gone := t.aborted || c.transport != t
+		detached := t.aborted || c.transport != t
 		batch, c.outbox = c.outbox, batch[:0]
 		closingDone := c.state == stateClosing
 		c.mu.Unlock()
-		if gone {
+		if detached {
 			return
 		}
 		if len(batch) > 0 {
@@ -63,7 +63,7 @@ func (h *Hub) serveServerSentEvents(w http.ResponseWriter, r *http.Request, c *c
 				c.transportLost(t, false)
 				return
 			}
-			c.lastWrite.Store(time.Now().UnixNano())
+			c.markWritten()
 		}
 		if closingDone {
 			c.transportLost(t, true)

@@ -15,8 +15,9 @@ import (
 // life of the socket. Its writer goroutine runs only while frames are queued, so an idle
 // connection costs one goroutine.
 type wsTransport struct {
-	c  *conn
-	ws *websocket.Conn // set before ready, then read-only
+	c    *conn
+	ws   *websocket.Conn // set before ready, then read-only
+	idle idleReader      // used only by the reader goroutine after the upgrade
 
 	// Guarded by c.mu.
 	ready   bool // the upgrade finished and the previous reader exited
@@ -61,9 +62,10 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, user string
 		writeAttachError(w, err)
 		return
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	ws, err := h.upgrader.Upgrade(&upgradeWriter{ResponseWriter: w, idle: &t.idle}, r, nil)
 	if err != nil || !h.enter() {
-		// The upgrader has answered the request; an entered hub closes the socket.
+		// The upgrader has written an error response, or the hub is shutting down and
+		// the upgraded socket must close.
 		if ws != nil {
 			_ = ws.Close()
 		}
@@ -117,6 +119,9 @@ func (t *wsTransport) run(ws *websocket.Conn, previous <-chan struct{}) {
 func (t *wsTransport) readLoop() error {
 	discard := false
 	for {
+		if err := t.idle.wait(); err != nil {
+			return err
+		}
 		_, r, err := t.ws.NextReader()
 		if err != nil {
 			return err
@@ -183,7 +188,7 @@ func (t *wsTransport) writeBatch(frames [][]byte) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
-	t.c.lastWrite.Store(time.Now().UnixNano())
+	t.c.markWritten()
 	return nil
 }
 

@@ -63,7 +63,7 @@ func (e *InvocationError) Error() string {
 type CloseError struct {
 	// Message is the server's error text, empty for a normal close.
 	Message string
-	// AllowReconnect tells the client that it may reconnect.
+	// AllowReconnect is true when the server allows the client to reconnect.
 	AllowReconnect bool
 }
 
@@ -254,7 +254,8 @@ func negotiate(ctx context.Context, endpoint *url.URL, opts Options) (
 	return nil, nil, "", fmt.Errorf("%w: more than %d redirects", ErrNegotiate, maxRedirects)
 }
 
-func negotiateOnce(ctx context.Context, endpoint *url.URL, opts Options) (*NegotiateResponse, error) {
+func negotiateOnce(ctx context.Context, endpoint *url.URL, opts Options) (
+	*NegotiateResponse, error) {
 	negURL := *endpoint
 	negURL.Path = strings.TrimSuffix(negURL.Path, "/") + "/negotiate"
 	query := negURL.Query()

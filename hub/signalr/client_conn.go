@@ -294,7 +294,7 @@ func (c *Client) writeLocked(ctx context.Context, frame []byte) error {
 	_ = c.ws.SetWriteDeadline(deadline)
 	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 		_ = c.ws.NetConn().Close()
-		return fmt.Errorf("signalr: write failed: %w", err)
+		return fmt.Errorf("%w: write failed: %w", ErrClosed, err)
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
 	return nil

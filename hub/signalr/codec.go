@@ -34,10 +34,14 @@ type wireMessage struct {
 // ParseMessage decodes one JSON hub message. record is the text of one record without
 // its trailing record separator.
 //
-// Messages of a type this package does not know are returned with only Type set, so
-// that callers can ignore them as the specification allows. Unknown properties are
-// ignored. A missing required property, a property of the wrong JSON type or a
-// Completion with both result and error is an error wrapping ErrInvalidMessage.
+// The returned message has only the fields that belong to its type set. Messages of a
+// type this package does not know are returned with only Type set, so that callers can
+// ignore them as the specification allows. Unknown properties are ignored. A missing
+// required property, a property of the wrong JSON type or a Completion with both result
+// and error is an error wrapping ErrInvalidMessage.
+//
+// NOTE: encoding/json matches property names case-insensitively, so "Target" is read
+// as "target", although the specification makes names case-sensitive.
 func ParseMessage(record []byte) (Message, error) {
 	var w wireMessage
 	if err := json.Unmarshal(record, &w); err != nil {
@@ -46,42 +50,57 @@ func ParseMessage(record []byte) (Message, error) {
 	if w.Type == nil {
 		return Message{}, fmt.Errorf("%w: missing required property 'type'", ErrInvalidMessage)
 	}
-	m := Message{
-		Type:           *w.Type,
-		Headers:        w.Headers,
-		Arguments:      w.Arguments,
-		StreamIDs:      w.StreamIDs,
-		Item:           w.Item,
-		Result:         w.Result,
-		AllowReconnect: w.AllowReconnect,
-	}
-	if w.InvocationID != nil {
-		m.InvocationID = *w.InvocationID
-	}
-	if w.Target != nil {
-		m.Target = *w.Target
-	}
-	if w.Error != nil {
-		m.Error = *w.Error
-	}
-	if w.SequenceID != nil {
-		m.SequenceID = *w.SequenceID
-	}
-	if err := validate(&m, &w); err != nil {
+	if err := validate(&w); err != nil {
 		return Message{}, err
+	}
+	m := Message{Type: *w.Type}
+	if m.Type != TypePing {
+		m.Headers = w.Headers
+	}
+	switch m.Type {
+	case TypeInvocation, TypeStreamInvocation:
+		m.InvocationID = deref(w.InvocationID)
+		m.Target = *w.Target
+		m.Arguments = w.Arguments
+		m.StreamIDs = w.StreamIDs
+	case TypeStreamItem:
+		m.InvocationID = *w.InvocationID
+		m.Item = w.Item
+	case TypeCompletion:
+		m.InvocationID = *w.InvocationID
+		m.Result = w.Result
+		m.Error = deref(w.Error)
+	case TypeCancelInvocation:
+		m.InvocationID = *w.InvocationID
+	case TypeClose:
+		m.Error = deref(w.Error)
+		m.AllowReconnect = w.AllowReconnect
+	case TypeAck, TypeSequence:
+		m.SequenceID = *w.SequenceID
+	case TypePing:
+	default:
+		m.Headers = nil
 	}
 	return m, nil
 }
 
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 // validate checks the required properties of each message type.
-func validate(m *Message, w *wireMessage) error {
+func validate(w *wireMessage) error {
+	typ := *w.Type
 	missing := func(name string) error {
 		return fmt.Errorf("%w: %s message is missing required property '%s'",
-			ErrInvalidMessage, m.Type, name)
+			ErrInvalidMessage, typ, name)
 	}
-	switch m.Type {
+	switch typ {
 	case TypeInvocation, TypeStreamInvocation:
-		if m.Type == TypeStreamInvocation && w.InvocationID == nil {
+		if typ == TypeStreamInvocation && w.InvocationID == nil {
 			return missing("invocationId")
 		}
 		if w.Target == nil {
@@ -106,13 +125,9 @@ func validate(m *Message, w *wireMessage) error {
 		if w.SequenceID == nil {
 			return missing("sequenceId")
 		}
-		if m.SequenceID < 0 {
-			return fmt.Errorf("%w: negative sequenceId %d", ErrInvalidMessage, m.SequenceID)
+		if *w.SequenceID < 0 {
+			return fmt.Errorf("%w: negative sequenceId %d", ErrInvalidMessage, *w.SequenceID)
 		}
-	case TypePing, TypeClose:
-	default:
-		// Unknown types are returned bare so that the caller can ignore them.
-		*m = Message{Type: m.Type}
 	}
 	return nil
 }

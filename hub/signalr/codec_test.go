@@ -18,7 +18,8 @@ func TestParseMessageTypes(t *testing.T) {
 				Arguments: []json.RawMessage{json.RawMessage(`42`), json.RawMessage(`"x"`)}}},
 		{"non-blocking invocation", `{"type":1,"target":"Send","arguments":[]}`,
 			Message{Type: TypeInvocation, Target: "Send", Arguments: []json.RawMessage{}}},
-		{"invocation with streams", `{"type":1,"invocationId":"1","target":"Up","arguments":[],"streamIds":["s1"]}`,
+		{"invocation with streams",
+			`{"type":1,"invocationId":"1","target":"Up","arguments":[],"streamIds":["s1"]}`,
 			Message{Type: TypeInvocation, InvocationID: "1", Target: "Up",
 				Arguments: []json.RawMessage{}, StreamIDs: []string{"s1"}}},
 		{"stream item", `{"type":2,"invocationId":"1","item":{"a":1}}`,
@@ -116,8 +117,9 @@ func TestAppendMessageExactEncoding(t *testing.T) {
 		m    Message
 		want string
 	}{
-		"ping":  {Message{Type: TypePing}, `{"type":6}`},
-		"close": {Message{Type: TypeClose, Error: "e", AllowReconnect: true}, `{"type":7,"error":"e","allowReconnect":true}`},
+		"ping": {Message{Type: TypePing}, `{"type":6}`},
+		"close": {Message{Type: TypeClose, Error: "e", AllowReconnect: true},
+			`{"type":7,"error":"e","allowReconnect":true}`},
 		"void completion": {Message{Type: TypeCompletion, InvocationID: "4"},
 			`{"type":3,"invocationId":"4"}`},
 		"non-blocking invocation": {Message{Type: TypeInvocation, Target: "T",

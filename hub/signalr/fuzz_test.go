@@ -45,7 +45,11 @@ func FuzzParseMessage(f *testing.F) {
 		m2, err := ParseMessage(again)
 		require.NoError(t, err)
 		require.Equal(t, m.Type, m2.Type)
+		require.Equal(t, m.InvocationID, m2.InvocationID)
 		require.Equal(t, m.Target, m2.Target)
+		require.Equal(t, len(m.Arguments), len(m2.Arguments))
+		require.Equal(t, m.Error, m2.Error)
+		require.Equal(t, m.AllowReconnect, m2.AllowReconnect)
 		require.Equal(t, m.SequenceID, m2.SequenceID)
 	})
 }

@@ -86,8 +86,8 @@ type Message struct {
 	Result json.RawMessage
 	// Error is the error text of a failed invocation or of a Close message.
 	Error string
-	// AllowReconnect tells clients with automatic reconnect enabled, on Close, that
-	// they should reconnect.
+	// AllowReconnect, on Close, is true when clients with automatic reconnect enabled
+	// should reconnect.
 	AllowReconnect bool
 	// SequenceID is the sequence ID carried by Ack and Sequence messages.
 	SequenceID int64
