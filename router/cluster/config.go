@@ -53,8 +53,8 @@ type Config struct {
 	// ProbeInterval is the time between failure-detection probes of a
 	// random node. Default 1s.
 	ProbeInterval time.Duration
-	// ProbeTimeout is how long a probe waits for a direct answer before it
-	// asks other nodes to probe. It must be less than ProbeInterval.
+	// ProbeTimeout is how long a probe waits for a direct ack before it
+	// falls back to indirect probes through other nodes. It must be less than ProbeInterval.
 	// Default: 500ms or half of ProbeInterval, whichever is less.
 	ProbeTimeout time.Duration
 	// SuspicionMult scales how long a suspected node has to refute before
@@ -70,17 +70,18 @@ type Config struct {
 	// RetransmitMult scales how many times a message is gossiped:
 	// RetransmitMult * ceil(log10(nodes+1)). Default 4.
 	RetransmitMult int
-	// JoinRetry is the wait between join attempts while no seed has
-	// answered. Default 1s.
+	// JoinRetry is the wait between join attempts while no join has
+	// reached another node. Default 1s.
 	JoinRetry time.Duration
 	// Logger receives the membership's logs and memberlist's, the latter
 	// at debug level or, for its warnings and errors, warn level.
 	// Default: none.
 	Logger *zap.Logger
-	// OnChange, if set, receives the new ring after every membership
-	// change, starting with the ring of Self alone. Calls come from one
-	// goroutine, in order; changes that arrive during a call are merged
-	// into the next call. It must not call Shutdown.
+	// OnChange, if set, receives the ring once after Start and again after
+	// every membership change. Calls come from one goroutine, in order.
+	// Changes that arrive during a call are merged, so the next call gets
+	// only the latest ring. OnChange must not call Shutdown, which waits
+	// for it.
 	OnChange func(*Ring)
 }
 
@@ -113,7 +114,7 @@ func setDuration(v *time.Duration, def time.Duration) {
 
 func (c Config) validate() error {
 	if c.Self.ID == "" {
-		return ErrMissingNodeID
+		return fmt.Errorf("%w: set Self.ID to the node's cluster.node_id", ErrMissingNodeID)
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:

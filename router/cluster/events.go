@@ -11,7 +11,7 @@ import (
 
 // delegate receives memberlist's callbacks. memberlist calls the event
 // methods while it holds its node lock, so they only update the member
-// table and signal changed; the ring is built on a goroutine of Membership.
+// table and signal changed. A goroutine of Membership builds the ring.
 type delegate struct {
 	meta []byte // NodeMeta of the local node, fixed at Start
 	log  *zap.Logger
@@ -95,7 +95,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return d.meta
 }
 
-// NotifyMsg ignores user messages; the cluster sends none.
+// NotifyMsg ignores user messages, because the cluster sends none.
 func (d *delegate) NotifyMsg([]byte) {}
 
 // GetBroadcasts returns no user broadcasts.
@@ -137,8 +137,8 @@ func (m *Membership) rebuildRing() {
 }
 
 // runNotifier passes each new ring to Config.OnChange until stop closes.
-// A ring replaced before the call is skipped, so a slow OnChange sees the
-// latest ring next instead of a backlog.
+// A ring replaced before the call is skipped, so after a slow OnChange the
+// next call gets the latest ring instead of a backlog.
 func (m *Membership) runNotifier() {
 	defer m.wg.Done()
 	var last *Ring

@@ -9,8 +9,8 @@ import (
 )
 
 // memberlistLogger returns a standard logger that passes memberlist's lines
-// to l. Lines tagged [DEBUG] or [INFO] go out at debug level; [WARN], [ERR],
-// [ERROR] and untagged lines go out at warn level.
+// to l. Lines tagged [DEBUG] or [INFO] go out at debug level. Lines tagged
+// [WARN], [ERR] or [ERROR] and untagged lines go out at warn level.
 func memberlistLogger(l *zap.Logger) *log.Logger {
 	return log.New(zapLogWriter{log: l}, "", 0)
 }

@@ -19,13 +19,24 @@ const (
 	// defaultLeaveTimeout replaces a Leave timeout of zero or less, which
 	// memberlist would take as no limit.
 	defaultLeaveTimeout = 5 * time.Second
-	// joinWarnEvery is how many failed join attempts pass between warnings;
-	// the attempts between them log at debug level.
+	// joinWarnEvery sets how often a failed join attempt logs a warning:
+	// the first attempt and every joinWarnEvery-th after it. The others log
+	// at debug level.
 	joinWarnEvery = 30
 )
 
 // Membership tracks the live nodes of the cluster through memberlist's
 // gossip and keeps the Ring built from them.
+//
+// A node that crashes and restarts with the same ID rejoins through its
+// seeds. On the same gossip address it refutes the old process's state, so
+// its new metadata replaces the old. On a new address the other nodes
+// accept it once they have declared the old address dead.
+//
+// NOTE: memberlist v0.7.0 starts a restarted node at incarnation 1, so a
+// failure message about the old process that is still being gossiped can
+// drop the restarted node once more. It refutes that message and is added
+// back, so OnChange may see it removed and added again.
 type Membership struct {
 	cfg    Config
 	log    *zap.Logger
@@ -51,11 +62,12 @@ type Membership struct {
 // Start creates the local memberlist node, which carries Self's PeerAddr and
 // APIAddr in its metadata, and joins the cluster through cfg.Seeds.
 //
-// Start waits for the first join attempt. If no seed answers, the node runs
-// alone and retries every JoinRetry until a join reaches another node,
-// another node joins it, or Leave or Shutdown is called; the clusters then
-// merge. If ctx ends before the first attempt does, Start shuts the node
-// down and returns ctx's error. Call Shutdown to stop the node.
+// Start waits for the first join attempt. If that reaches no other node,
+// the node runs alone as a cluster of one and retries every JoinRetry. The
+// retries stop when a join reaches another node, when another node joins
+// this one, or at Leave or Shutdown. If ctx ends before the first attempt
+// does, Start shuts the node down and returns ctx's error. Call Shutdown to
+// stop the node.
 func Start(ctx context.Context, cfg Config) (*Membership, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("cluster: starting membership: %w", err)
@@ -126,42 +138,42 @@ func (m *Membership) awaitFirstJoin(ctx, joinCtx context.Context) error {
 	}
 }
 
-// runJoin joins the seeds, retrying every JoinRetry until the node knows
+// runJoin joins the seeds, retrying every JoinRetry until memberlist lists
 // another live node or ctx ends. It closes firstDone after the first
 // attempt.
 func (m *Membership) runJoin(ctx context.Context, firstDone chan<- struct{}) {
 	defer m.wg.Done()
-	retry := time.NewTimer(0)
-	defer retry.Stop()
 	for attempt := 1; ; attempt++ {
-		joined := m.joinOnce(attempt)
+		joined := m.joinOnce(ctx, attempt)
 		if attempt == 1 {
 			close(firstDone)
 		}
 		if joined {
 			return
 		}
-		retry.Reset(m.cfg.JoinRetry)
 		select {
 		case <-ctx.Done():
 			return
-		case <-retry.C:
+		case <-time.After(m.cfg.JoinRetry):
 		}
 	}
 }
 
-// joinOnce makes one join attempt and reports whether the node now knows
+// joinOnce makes one join attempt and reports whether memberlist now lists
 // another live node. A seed list that contains only this node's own
 // address reaches no other node, so that attempt counts as failed.
-func (m *Membership) joinOnce(attempt int) bool {
+func (m *Membership) joinOnce(ctx context.Context, attempt int) bool {
 	if m.list.NumMembers() > 1 {
 		m.log.Info("joined cluster", zap.Int("attempt", attempt), zap.String("via", "incoming join"))
 		return true
 	}
-	reached, err := m.list.Join(m.cfg.Seeds)
+	reached, err := m.joinSeeds(ctx)
 	if err == nil && m.list.NumMembers() > 1 {
 		m.log.Info("joined cluster", zap.Int("attempt", attempt), zap.Int("seeds_reached", reached))
 		return true
+	}
+	if ctx.Err() != nil {
+		return false
 	}
 	if err == nil {
 		err = errors.New("seeds reached no other node")
@@ -173,6 +185,29 @@ func (m *Membership) joinOnce(attempt int) bool {
 	m.log.Log(level, "joining cluster failed, retrying", zap.Int("attempt", attempt),
 		zap.Strings("seeds", m.cfg.Seeds), zap.Duration("retry", m.cfg.JoinRetry), zap.Error(err))
 	return false
+}
+
+// joinSeeds joins the seeds one at a time, so that ctx ends the attempt
+// between seeds. memberlist bounds each seed by its TCPTimeout, 10s in
+// memberlist.DefaultLANConfig. It returns how many seeds it reached and, if
+// it reached none, the error of each seed.
+func (m *Membership) joinSeeds(ctx context.Context) (int, error) {
+	reached := 0
+	var errs []error
+	for _, seed := range m.cfg.Seeds {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err := m.list.Join([]string{seed}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		reached++
+	}
+	if reached > 0 {
+		return reached, nil
+	}
+	return 0, errors.Join(errs...)
 }
 
 // Ring returns the current ring. It does not lock, so it suits per-message
@@ -192,11 +227,11 @@ func (m *Membership) LocalGossipAddr() string {
 	return m.gossip
 }
 
-// Leave tells the cluster that this node is leaving and waits up to
+// Leave broadcasts that this node is leaving the cluster and waits up to
 // timeout, or 5s if timeout is zero or less, for that message to go out.
 // The other nodes then drop it from their rings without waiting for failure
-// detection. Leave stops join retries but not gossip; call Shutdown after
-// it. Later calls return the first call's result. After Shutdown, Leave
+// detection, and the local ring drops it too. Leave stops join retries but
+// not gossip, so call Shutdown after it. Later calls return the first call's result. After Shutdown, Leave
 // returns ErrShutdown.
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.lifecycle.Lock()
@@ -223,8 +258,10 @@ func (m *Membership) Leave(timeout time.Duration) error {
 
 // Shutdown stops gossip and the membership's goroutines. Without an earlier
 // Leave the other nodes see this node fail. It waits for a Leave in
-// progress and for a running OnChange call. Later calls return the first
-// call's result.
+// progress, for a running OnChange call and for a join attempt in progress
+// to finish with its current seed, which can take memberlist's TCPTimeout
+// (10s) if the seed does not respond. Later calls return the first call's
+// result.
 func (m *Membership) Shutdown() error {
 	m.shutdownOnce.Do(func() {
 		m.lifecycle.Lock()

@@ -15,7 +15,10 @@ import (
 // when NewRing or Config.VirtualNodes is given zero or less.
 //
 // With this value and 3 to 10 members, every member's share of 1,000,000
-// random Yemeni mobile numbers is within 10% of the mean (TestRingSpread).
+// random Yemeni mobile numbers is within 10% of the mean (TestRingSpread,
+// worst 5.4%). Its share of the hash space is within 10% too for 10 random
+// sets of member IDs per member count (TestRingShareRandomIDs, worst 6.8%).
+// A ring of 10 members holds 20,480 points, about 240 KiB.
 const DefaultVirtualNodes = 2048
 
 // Ring maps keys to members by consistent hashing with virtual nodes. A key
@@ -34,11 +37,11 @@ type Ring struct {
 	version      string
 }
 
-// NewRing builds the ring of members with virtualNodes points per member;
-// zero or less means DefaultVirtualNodes. The order of members does not
-// matter. Of members that share an ID only one is kept, the first in order
-// of PeerAddr, APIAddr and GossipAddr, so the result still does not depend
-// on the input order.
+// NewRing builds the ring of members with virtualNodes points per member,
+// or DefaultVirtualNodes if virtualNodes is zero or less. The order of
+// members does not matter. Of members that share an ID only one is kept,
+// the first in order of PeerAddr, APIAddr and GossipAddr, so the result
+// still does not depend on the input order.
 func NewRing(members []Member, virtualNodes int) *Ring {
 	if virtualNodes <= 0 {
 		virtualNodes = DefaultVirtualNodes
@@ -81,15 +84,20 @@ func (r *Ring) buildPoints() {
 			all = append(all, ringPoint{hash: xxhash.Sum64(buf), owner: int32(i)})
 		}
 	}
-	slices.SortFunc(all, func(a, b ringPoint) int {
-		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.owner, b.owner))
-	})
+	slices.SortFunc(all, compareRingPoints)
 	r.points = make([]uint64, len(all))
 	r.owners = make([]int32, len(all))
 	for i, p := range all {
 		r.points[i] = p.hash
 		r.owners[i] = p.owner
 	}
+}
+
+func compareRingPoints(a, b ringPoint) int {
+	if a.hash != b.hash {
+		return cmp.Compare(a.hash, b.hash)
+	}
+	return cmp.Compare(a.owner, b.owner)
 }
 
 // virtualNodeName appends the name hashed for virtual node v of member id:
@@ -101,8 +109,8 @@ func virtualNodeName(buf []byte, id string, v int) []byte {
 	return binary.BigEndian.AppendUint32(buf, uint32(v))
 }
 
-// ringVersion returns a hex SHA-256 digest of the virtual node count and
-// the sorted member IDs.
+// ringVersion returns the first 16 bytes, in hex, of a SHA-256 digest of
+// the virtual node count and the sorted member IDs.
 func ringVersion(members []Member, virtualNodes int) string {
 	h := sha256.New()
 	h.Write(strconv.AppendInt(nil, int64(virtualNodes), 10))
@@ -156,8 +164,8 @@ func (r *Ring) VirtualNodes() int {
 }
 
 // Version returns a digest of the member IDs and the virtual node count.
-// Two rings with equal versions assign every key to the same member ID;
-// member addresses do not enter the digest.
+// Two rings with equal versions assign every key to the same member ID.
+// Member addresses do not enter the digest.
 func (r *Ring) Version() string {
 	return r.version
 }

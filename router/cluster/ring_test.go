@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -50,21 +51,58 @@ func ownerCounts(r *Ring, keys []string) map[string]int {
 }
 
 func TestRingSpread(t *testing.T) {
+	t.Parallel()
 	phones := randomPhones(1_000_000, 1)
 	for n := 3; n <= 10; n++ {
-		r := NewRing(testMembers(n), 0)
-		counts := ownerCounts(r, phones)
-		require.Len(t, counts, n, "every member owns some keys")
+		t.Run(fmt.Sprintf("members=%d", n), func(t *testing.T) {
+			t.Parallel()
+			counts := ownerCounts(NewRing(testMembers(n), 0), phones)
+			require.Len(t, counts, n, "every member owns some keys")
 
-		mean := float64(len(phones)) / float64(n)
-		worst := 0.0
-		for id, c := range counts {
-			deviation := float64(c)/mean - 1
-			require.InDelta(t, 0, deviation, 0.10, "n=%d member %s owns %d keys, mean %.0f", n, id, c, mean)
-			worst = max(worst, deviation, -deviation)
-		}
-		t.Logf("n=%d worst deviation from mean %.1f%%", n, 100*worst)
+			mean := float64(len(phones)) / float64(n)
+			worst := 0.0
+			for id, c := range counts {
+				deviation := float64(c)/mean - 1
+				require.InDelta(t, 0, deviation, 0.10, "member %s owns %d keys, mean %.0f", id, c, mean)
+				worst = max(worst, deviation, -deviation)
+			}
+			t.Logf("worst deviation from the mean: %.1f%%", 100*worst)
+		})
 	}
+}
+
+// hashShares returns each member's share of the 64-bit hash space, in the
+// order of r.Members().
+func hashShares(r *Ring) []float64 {
+	shares := make([]float64, r.Len())
+	n := len(r.points)
+	for i := range n {
+		arc := r.points[i] - r.points[(i+n-1)%n] // wraps modulo 2^64
+		shares[r.owners[i]] += float64(arc) / math.Exp2(64)
+	}
+	return shares
+}
+
+func TestRingShareRandomIDs(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(17, 19))
+	worst := 0.0
+	for set := range 10 {
+		for n := 3; n <= 10; n++ {
+			members := make([]Member, n)
+			for i := range members {
+				members[i] = Member{ID: fmt.Sprintf("relay-%d-%08x", i, rng.Uint32())}
+			}
+			mean := 1 / float64(n)
+			r := NewRing(members, 0)
+			for i, share := range hashShares(r) {
+				deviation := share/mean - 1
+				require.InDelta(t, 0, deviation, 0.10, "set %d n=%d member %s", set, n, r.Members()[i].ID)
+				worst = max(worst, deviation, -deviation)
+			}
+		}
+	}
+	t.Logf("worst share deviation from the mean: %.1f%%", 100*worst)
 }
 
 func TestRingOrderIndependent(t *testing.T) {
@@ -90,6 +128,7 @@ func TestRingOrderIndependent(t *testing.T) {
 }
 
 func TestRingAddNodeMovesOnlyToNewNode(t *testing.T) {
+	t.Parallel()
 	phones := randomPhones(200_000, 7)
 	for n := 3; n <= 9; n++ {
 		members := testMembers(n + 1)
@@ -103,11 +142,13 @@ func TestRingAddNodeMovesOnlyToNewNode(t *testing.T) {
 			if from == to {
 				continue
 			}
-			require.Equal(t, added, to, "key %s moved from %s to an old member", phone, from)
+			if to != added {
+				require.Failf(t, "key moved between old members", "n=%d key %s moved from %s to %s", n, phone, from, to)
+			}
 			moved++
 		}
-		// The new member should take about 1/(n+1) of the keys; the spread
-		// goal bounds its share to within 10% of that.
+		// The new member should take about 1/(n+1) of the keys, and the
+		// spread goal bounds its share to within 10% of that.
 		expected := float64(len(phones)) / float64(n+1)
 		require.InDelta(t, expected, float64(moved), 0.10*expected, "n=%d->%d", n, n+1)
 	}
