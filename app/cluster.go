@@ -194,17 +194,15 @@ func (n *Node) leaveCluster(ctx context.Context) {
 	}
 	deadline := time.Now().Add(n.cfg.Cluster.DrainTimeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		st := n.store.Stats()
-		if st.QueueDepth == 0 && st.InboxTotal == 0 {
+		if n.store.QueueDepth() == 0 && n.store.InboxTotal() == 0 {
 			n.log.Info("inboxes handed over")
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	st := n.store.Stats()
 	n.log.Warn("drain timeout passed before every message was handed over; "+
 		"they stay on disk and move when the node returns",
-		zap.Int64("queued", st.QueueDepth), zap.Int64("inbox", st.InboxTotal))
+		zap.Int64("queued", n.store.QueueDepth()), zap.Int64("inbox", n.store.InboxTotal()))
 }
 
 // stopCluster closes the peer listener and the membership.

@@ -257,4 +257,3 @@ func mustID(t *testing.T, s string) storage.ID {
 	require.NoError(t, err)
 	return id
 }
-

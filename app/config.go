@@ -119,6 +119,7 @@ type LimitsConfig struct {
 // HealthConfig configures the HAProxy agent-check listener.
 type HealthConfig struct {
 	AgentListen string `yaml:"agent_listen"`
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // HubConfig configures the SignalR hub.

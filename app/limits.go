@@ -156,13 +156,13 @@ func (a *API) admit(c echo.Context, drafts []draft) error {
 // mark or Pebble is stalling writes.
 func (a *API) checkNode() error {
 	l := a.limits.limits()
-	st := a.store.Stats()
+	depth := a.store.QueueDepth()
 	switch {
-	case st.QueueDepth >= l.QueueHighWater:
+	case depth >= l.QueueHighWater:
 		a.metrics.refused.WithLabelValues("queue_full").Inc()
 		e := newAPIError(http.StatusServiceUnavailable, "queue_full", fmt.Sprintf(
 			"The node has %d messages waiting to be routed, at or above its high-water mark of %d, "+
-				"and accepted nothing; retry later.", st.QueueDepth, l.QueueHighWater))
+				"and accepted nothing; retry later.", depth, l.QueueHighWater))
 		e.RetryAfter = 5 * time.Second
 		return e
 	case a.store.Stalled():

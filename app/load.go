@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,10 +23,9 @@ const preferOthersAt = 0.8
 // on the same machine share. 1 means full; it can exceed 1.
 func (n *Node) load() float64 {
 	l := n.limits.limits()
-	st := n.store.Stats()
 	return max(
 		float64(n.limits.inFlight.Load())/float64(l.MaxInFlight),
-		float64(st.QueueDepth)/float64(l.QueueHighWater),
+		float64(n.store.QueueDepth())/float64(l.QueueHighWater),
 		float64(n.hub.ConnCount())/float64(l.MaxConnections),
 	)
 }
@@ -52,6 +53,31 @@ func (n *Node) agentReply() string {
 	return fmt.Sprintf("up ready %d%%\n", agentWeight(n.load()))
 }
 
+// servePprof serves the Go profiler on health.pprof_listen until the node
+// stops.
+func (n *Node) servePprof() error {
+	addr := n.cfg.Health.PprofListen
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("app: listen on health.pprof_listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.log.Info("profiler listening", zap.String("addr", ln.Addr().String()))
+	n.goLoop(func() { _ = srv.Serve(ln) })
+	n.goLoop(func() {
+		<-n.stop
+		_ = srv.Close()
+	})
+	return nil
+}
+
 // serveAgentCheck answers HAProxy's agent checks on ln until it is closed:
 // each connection gets one line and is closed.
 func (n *Node) serveAgentCheck(ln net.Listener) {
@@ -74,7 +100,7 @@ func (n *Node) serveAgentCheck(ln net.Listener) {
 func (n *Node) pressureReasons() []string {
 	var reasons []string
 	l := n.limits.limits()
-	if q := n.store.Stats().QueueDepth; q >= l.QueueHighWater {
+	if q := n.store.QueueDepth(); q >= l.QueueHighWater {
 		reasons = append(reasons, fmt.Sprintf("queue: %d messages waiting to be routed, "+
 			"at or above the high-water mark of %d", q, l.QueueHighWater))
 	}

@@ -83,9 +83,9 @@ func (n *Node) registerNodeGauges() {
 	}
 	n.metrics.registry.MustRegister(
 		gauge("queue_depth", "Messages accepted and not yet routed.",
-			func() float64 { return float64(n.store.Stats().QueueDepth) }),
+			func() float64 { return float64(n.store.QueueDepth()) }),
 		gauge("inbox_pending", "Messages in inboxes, not yet acknowledged.",
-			func() float64 { return float64(n.store.Stats().InboxTotal) }),
+			func() float64 { return float64(n.store.InboxTotal()) }),
 		gauge("hub_connections", "Live SignalR connections.",
 			func() float64 { return float64(n.hub.ConnCount()) }),
 		gauge("api_in_flight", "API requests in progress.",

@@ -186,6 +186,10 @@ func (n *Node) Serve() error {
 		_ = ln.Close()
 		return err
 	}
+	if err := n.servePprof(); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	if n.cfg.Cluster.Enabled() {
 		if err := n.startCluster(); err != nil {
 			_ = ln.Close()

@@ -11,6 +11,9 @@ import (
 // recipient.
 var ErrInvalidPhone = errors.New("invalid phone number")
 
+// phoneSeparators removes the spaces and dashes people write in numbers.
+var phoneSeparators = strings.NewReplacer(" ", "", "-", "")
+
 // PhoneNormalizer turns the accepted spellings of a phone number into the
 // stored form: the country code followed by the national number, digits only.
 type PhoneNormalizer struct {
@@ -36,7 +39,7 @@ func NewPhoneNormalizer(c PhoneConfig) (*PhoneNormalizer, error) {
 // number as digits. Any other input returns an error wrapping
 // ErrInvalidPhone that says what was expected.
 func (p *PhoneNormalizer) Normalize(s string) (string, error) {
-	n := strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(s))
+	n := phoneSeparators.Replace(strings.TrimSpace(s))
 	switch {
 	case strings.HasPrefix(n, "+"+p.countryCode):
 		n = n[1+len(p.countryCode):]

@@ -221,7 +221,10 @@ func (c *Config) validateLimits() error {
 			return invalid(ch.key, "%d must be at least 1", ch.v)
 		}
 	}
-	return validateListen("health.agent_listen", c.Health.AgentListen, true)
+	if err := validateListen("health.agent_listen", c.Health.AgentListen, true); err != nil {
+		return err
+	}
+	return validateListen("health.pprof_listen", c.Health.PprofListen, true)
 }
 
 func (c *Config) validateCluster() error {

@@ -113,6 +113,14 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
+// QueueDepth returns how many messages are accepted and not yet routed.
+// Unlike Stats, it reads only a counter, so it suits every request.
+func (s *Store) QueueDepth() int64 { return s.count.queue.Load() }
+
+// InboxTotal returns how many messages are in inboxes, not yet
+// acknowledged. It reads only a counter.
+func (s *Store) InboxTotal() int64 { return s.count.inbox.Load() }
+
 // Pending returns how many messages to phone are queued or in its inbox.
 func (s *Store) Pending(phone string) int {
 	s.count.mu.Lock()

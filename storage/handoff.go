@@ -103,13 +103,13 @@ func (s *Store) adopt(ctx context.Context, msgs []*Message, add func(*pebble.Bat
 	if n == 0 {
 		return 0, nil
 	}
-	return n, s.commitTransition(b)
+	return n, s.commitTransition(b, pebble.Sync)
 }
 
 // DeleteForwarded deletes messages that their owner has made durable,
 // with their queue entries. Messages no longer queued here are kept.
 func (s *Store) DeleteForwarded(ctx context.Context, msgIDs []ID) error {
-	_, err := s.transitionAction(ctx, msgIDs, func(b *pebble.Batch, m *Message) (action, error) {
+	_, err := s.transitionAction(ctx, msgIDs, pebble.NoSync, func(b *pebble.Batch, m *Message) (action, error) {
 		if m.Status != StatusQueued {
 			return skip, nil
 		}
@@ -124,7 +124,7 @@ func (s *Store) DeleteForwarded(ctx context.Context, msgIDs []ID) error {
 // with their inbox and retry entries. Messages that left the inbox
 // meanwhile (acknowledged or dead-lettered here) are kept.
 func (s *Store) Release(ctx context.Context, msgIDs []ID) error {
-	_, err := s.transitionAction(ctx, msgIDs, func(b *pebble.Batch, m *Message) (action, error) {
+	_, err := s.transitionAction(ctx, msgIDs, pebble.NoSync, func(b *pebble.Batch, m *Message) (action, error) {
 		if m.Status != StatusPending && m.Status != StatusSent {
 			return skip, nil
 		}

@@ -63,7 +63,7 @@ func (s *Store) Acknowledge(ctx context.Context, acks []Ack, now time.Time) (
 	for _, m := range pending {
 		delivered = append(delivered, m)
 	}
-	return results, delivered, s.commitTransition(b)
+	return results, delivered, s.commitTransition(b, pebble.Sync)
 }
 
 func (s *Store) deliverLocked(b *pebble.Batch, m *Message, now time.Time) error {

@@ -211,7 +211,10 @@ func (s *Store) getLocked(id ID) (*Message, error) {
 // through Logger.Fatalf, which pebbleLogger turns into a fatalError panic.
 // commit recovers that panic and marks the store failed, so the caller gets
 // an error instead of the process stopping.
-func (s *Store) commit(b *pebble.Batch) (err error) {
+func (s *Store) commit(b *pebble.Batch) error { return s.commitWith(b, pebble.Sync) }
+
+// commitWith commits b with the given durability; see commit.
+func (s *Store) commitWith(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -224,7 +227,7 @@ func (s *Store) commit(b *pebble.Batch) (err error) {
 		err = fmt.Errorf("%w: %s", ErrFailed, string(fe))
 		s.failed.CompareAndSwap(nil, &err)
 	}()
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
 	return nil

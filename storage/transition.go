@@ -21,9 +21,16 @@ var ErrNotInDLQ = errors.New("storage: message is not in the dead-letter queue")
 //	DeadLetter:   i, r removed, d added          status Failed
 //	Requeue:      d removed, q added             status Queued
 //
-// Each step is one batch committed with Sync, so a record is never deleted
-// before its successor is durable. Steps after Accept run under s.transMu,
-// so a step always reads the result of the previous one.
+// Each step is one atomic batch, so a record is never deleted before its
+// successor is written in the same batch. Steps that a caller answers on
+// (Acknowledge, DeadLetter, Requeue, and storing messages another node
+// deletes afterwards) are committed with Sync. The others (MoveToInbox,
+// MarkSent, Reschedule, and deleting copies another node already holds)
+// are committed without waiting for fsync: they reach the write-ahead log
+// at once and survive a killed process, and if an operating system crash
+// loses one, the message is in its previous state and the step runs again,
+// which at worst sends it once more. Steps after Accept run under
+// s.transMu, so a step always reads the result of the previous one.
 
 // PeekQueue returns up to limit messages of the durable queue in
 // acceptance order, without removing them.
@@ -57,7 +64,7 @@ func (s *Store) PeekQueue(ctx context.Context, limit int) ([]*Message, error) {
 // their queue entries, in one batch. Messages no longer queued are skipped.
 // It returns the moved messages as stored.
 func (s *Store) MoveToInbox(ctx context.Context, msgs []*Message, ttl time.Duration) ([]*Message, error) {
-	return s.transition(ctx, ids(msgs), func(b *pebble.Batch, m *Message) (bool, error) {
+	return s.transition(ctx, ids(msgs), pebble.NoSync, func(b *pebble.Batch, m *Message) (bool, error) {
 		if m.Status != StatusQueued {
 			return false, nil
 		}
@@ -76,7 +83,7 @@ func (s *Store) MoveToInbox(ctx context.Context, msgs []*Message, ttl time.Durat
 // the updated messages; acknowledged or dead-lettered ones are left out.
 func (s *Store) MarkSent(ctx context.Context, msgIDs []ID, now time.Time,
 	next func(*Message) time.Time) ([]*Message, error) {
-	return s.transition(ctx, msgIDs, func(b *pebble.Batch, m *Message) (bool, error) {
+	return s.transition(ctx, msgIDs, pebble.NoSync, func(b *pebble.Batch, m *Message) (bool, error) {
 		if m.Status != StatusPending && m.Status != StatusSent {
 			return false, nil
 		}
@@ -97,7 +104,7 @@ func (s *Store) MarkSent(ctx context.Context, msgIDs []ID, now time.Time,
 // Reschedule moves the retry schedule entry of each message still in an
 // inbox to due, without counting an attempt.
 func (s *Store) Reschedule(ctx context.Context, msgIDs []ID, due time.Time) ([]*Message, error) {
-	return s.transition(ctx, msgIDs, func(b *pebble.Batch, m *Message) (bool, error) {
+	return s.transition(ctx, msgIDs, pebble.NoSync, func(b *pebble.Batch, m *Message) (bool, error) {
 		if m.Status != StatusPending && m.Status != StatusSent {
 			return false, nil
 		}
@@ -116,7 +123,7 @@ func (s *Store) moveDue(b *pebble.Batch, m *Message, due time.Time) {
 // removes it from its inbox and the retry schedule, and adds it to the
 // dead-letter index.
 func (s *Store) DeadLetter(ctx context.Context, msgIDs []ID, reason string, now time.Time) ([]*Message, error) {
-	return s.transition(ctx, msgIDs, func(b *pebble.Batch, m *Message) (bool, error) {
+	return s.transition(ctx, msgIDs, pebble.Sync, func(b *pebble.Batch, m *Message) (bool, error) {
 		if m.Status != StatusPending && m.Status != StatusSent {
 			return false, nil
 		}
@@ -138,7 +145,7 @@ func (s *Store) DeadLetter(ctx context.Context, msgIDs []ID, reason string, now 
 // its attempts reset. It returns ErrNotFound or ErrNotInDLQ.
 func (s *Store) Requeue(ctx context.Context, id ID) (*Message, error) {
 	var found, failed bool
-	out, err := s.transition(ctx, []ID{id}, func(b *pebble.Batch, m *Message) (bool, error) {
+	out, err := s.transition(ctx, []ID{id}, pebble.Sync, func(b *pebble.Batch, m *Message) (bool, error) {
 		found = true
 		if m.Status != StatusFailed {
 			return false, nil
@@ -175,9 +182,9 @@ const (
 
 // transition applies step to each message under s.transMu and commits the
 // changed ones with Sync in one batch. Unknown ids are skipped.
-func (s *Store) transition(ctx context.Context, msgIDs []ID,
+func (s *Store) transition(ctx context.Context, msgIDs []ID, opts *pebble.WriteOptions,
 	step func(*pebble.Batch, *Message) (bool, error)) ([]*Message, error) {
-	return s.transitionAction(ctx, msgIDs, func(b *pebble.Batch, m *Message) (action, error) {
+	return s.transitionAction(ctx, msgIDs, opts, func(b *pebble.Batch, m *Message) (action, error) {
 		ok, err := step(b, m)
 		if ok {
 			return update, err
@@ -186,7 +193,7 @@ func (s *Store) transition(ctx context.Context, msgIDs []ID,
 	})
 }
 
-func (s *Store) transitionAction(ctx context.Context, msgIDs []ID,
+func (s *Store) transitionAction(ctx context.Context, msgIDs []ID, opts *pebble.WriteOptions,
 	step func(*pebble.Batch, *Message) (action, error)) ([]*Message, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
@@ -229,7 +236,7 @@ func (s *Store) transitionAction(ctx context.Context, msgIDs []ID,
 		s.afterCommit = s.afterCommit[:0]
 		return nil, nil
 	}
-	return changed, s.commitTransition(b)
+	return changed, s.commitTransition(b, opts)
 }
 
 // onCommit runs f once the current transition's batch is committed. The
@@ -238,10 +245,10 @@ func (s *Store) onCommit(f func()) { s.afterCommit = append(s.afterCommit, f) }
 
 // commitTransition commits b and then runs the onCommit functions. The
 // caller must hold s.transMu.
-func (s *Store) commitTransition(b *pebble.Batch) error {
+func (s *Store) commitTransition(b *pebble.Batch, opts *pebble.WriteOptions) error {
 	fns := s.afterCommit
 	s.afterCommit = s.afterCommit[:0]
-	if err := s.commit(b); err != nil {
+	if err := s.commitWith(b, opts); err != nil {
 		return err
 	}
 	for _, f := range fns {
