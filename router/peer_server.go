@@ -78,6 +78,7 @@ func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
 	}
 	r.log.Debug("forwarded messages stored", zap.String("peer", req.Header.Get(headerPeerNode)),
 		zap.Int("count", n))
+	r.rescan.Store(true)
 	r.Notify()
 	writePeerJSON(w, map[string]int{"stored": n})
 }

@@ -37,10 +37,37 @@ func (r *Router) runProcessor() {
 	}
 }
 
+// Where a drain starts. Queue keys are message ids, which are UUIDv7 and so
+// ordered by the time they were made; deleted entries stay behind as
+// tombstones until Pebble compacts them, and every scan from the start of
+// the queue would step over all of them. A drain therefore starts a margin
+// before the time of the newest message it routed, which covers requests
+// that took an id and committed it later. A full scan runs at
+// fullScanEvery, after a requeue or forward (whose ids can be old), and
+// while messages are stuck waiting for an unreachable owner.
+const (
+	queueScanMargin = 5 * time.Second
+	fullScanEvery   = 10 * time.Second
+)
+
+// drainStart returns the cursor a drain starts from.
+func (r *Router) drainStart(now time.Time) storage.QueueCursor {
+	if r.rescan.Swap(false) || now.Sub(r.lastFullScan) >= fullScanEvery || r.lastRouted.IsZero() {
+		r.lastFullScan = now
+		return nil
+	}
+	return storage.QueueCursorAt(r.lastRouted.Add(-queueScanMargin))
+}
+
 // drainQueue routes every queued message once and reports whether some
 // were left in the queue because their owner could not take them.
 func (r *Router) drainQueue(ctx context.Context) (stuck bool) {
-	var cursor storage.QueueCursor
+	cursor := r.drainStart(time.Now())
+	defer func() {
+		if stuck {
+			r.rescan.Store(true)
+		}
+	}()
 	for !r.stopped() {
 		n, next, left, err := r.routeBatch(ctx, cursor)
 		if err != nil {
@@ -65,6 +92,9 @@ func (r *Router) routeBatch(ctx context.Context, cursor storage.QueueCursor) (
 	queued, next, err := r.store.PeekQueueAfter(ctx, cursor, r.cfg.BatchSize)
 	if err != nil || len(queued) == 0 {
 		return 0, next, false, err
+	}
+	if t := storage.IDTime(queued[len(queued)-1].ID); t.After(r.lastRouted) {
+		r.lastRouted = t
 	}
 	local, remote := r.splitByOwner(queued)
 	if len(local) > 0 {

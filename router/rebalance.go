@@ -19,6 +19,7 @@ func (r *Router) RingChanged() {
 	r.remote.removeNodes(func(node string) bool { return slices.Contains(nodes, node) })
 	r.remote.dropUsers(r.owns)
 	r.reattach()
+	r.rescan.Store(true)
 	r.Notify()
 	signal(r.wakeRebalance)
 }

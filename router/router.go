@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -44,6 +45,12 @@ type Router struct {
 	edge      edgeConns
 
 	wakeRebalance chan struct{} // one slot: the ring changed
+
+	// Where the processor's drains start; see drainStart. lastRouted and
+	// lastFullScan are used by the processor goroutine only.
+	rescan       atomic.Bool
+	lastRouted   time.Time
+	lastFullScan time.Time
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -180,6 +187,7 @@ func (r *Router) requeueLocal(ctx context.Context, id storage.ID) (*storage.Mess
 		return nil, err
 	}
 	r.log.Info("message requeued", zap.Stringer("msg_id", id))
+	r.rescan.Store(true)
 	r.Notify()
 	return m, nil
 }
