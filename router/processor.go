@@ -204,12 +204,28 @@ func (r *Router) markSent(ctx context.Context, sent []storage.ID) {
 		r.log.Error("recording sends failed", zap.Int("count", len(sent)), zap.Error(err))
 		return
 	}
+	earliest := time.Time{}
 	for _, m := range marked {
 		if m.Attempts == 1 {
 			r.cfg.Metrics.Sent.Inc()
 		} else {
 			r.cfg.Metrics.Retried.Inc()
 		}
+		if earliest.IsZero() || m.Due.Before(earliest) {
+			earliest = m.Due
+		}
 	}
-	signal(r.wakeScheduler)
+	r.scheduleWake(earliest)
+}
+
+// scheduleWake wakes the scheduler when due is earlier than the entry it
+// sleeps towards. Each scan of the retry schedule steps over the
+// tombstones of deleted entries, so it is not woken for every send.
+func (r *Router) scheduleWake(due time.Time) {
+	if due.IsZero() {
+		return
+	}
+	if next := r.nextDue.Load(); next == 0 || due.UnixNano() < next {
+		signal(r.wakeScheduler)
+	}
 }

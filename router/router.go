@@ -49,6 +49,7 @@ type Router struct {
 	// Where the processor's drains start; see drainStart. lastRouted and
 	// lastFullScan are used by the processor goroutine only.
 	rescan       atomic.Bool
+	nextDue      atomic.Int64 // unix nanos the scheduler sleeps until
 	lastRouted   time.Time
 	lastFullScan time.Time
 

@@ -29,6 +29,7 @@ func (r *Router) runScheduler() {
 		if !next.IsZero() {
 			wait = min(max(next.Sub(r.cfg.Now()), time.Millisecond), maxSchedulerSleep)
 		}
+		r.nextDue.Store(r.cfg.Now().Add(wait).UnixNano())
 		if !r.sleep(wait, r.wakeScheduler) {
 			return
 		}
