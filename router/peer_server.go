@@ -1,13 +1,14 @@
 package router
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,6 +52,26 @@ func writePeerError(w http.ResponseWriter, status int, err error, clientVisible 
 	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), ClientVisible: clientVisible})
 }
 
+// validateMessages checks messages received from a peer before they are
+// stored.
+func validateMessages(msgs []*storage.Message) error {
+	for i, m := range msgs {
+		switch {
+		case m == nil:
+			return fmt.Errorf("router: message %d is null", i)
+		case m.ID == (storage.ID{}):
+			return fmt.Errorf("router: message %d has no id", i)
+		case m.Recipient == "" || strings.Trim(m.Recipient, "0123456789") != "":
+			return fmt.Errorf("router: message %s has invalid recipient %q", m.ID, m.Recipient)
+		case !m.Priority.Valid():
+			return fmt.Errorf("router: message %s has invalid priority %d", m.ID, m.Priority)
+		case m.Status < storage.StatusPending || m.Status > storage.StatusFailed:
+			return fmt.Errorf("router: message %s has invalid status %d", m.ID, m.Status)
+		}
+	}
+	return nil
+}
+
 func writePeerJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
@@ -71,6 +92,10 @@ func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
 	if !decodePeer(w, req, &body) {
 		return
 	}
+	if err := validateMessages(body.Messages); err != nil {
+		writePeerError(w, http.StatusBadRequest, err, false)
+		return
+	}
 	n, err := r.store.AcceptForwarded(req.Context(), body.Messages)
 	if err != nil {
 		writePeerError(w, http.StatusServiceUnavailable, err, false)
@@ -87,6 +112,10 @@ func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
 func (r *Router) serveHandoff(w http.ResponseWriter, req *http.Request) {
 	var body messagesBody
 	if !decodePeer(w, req, &body) {
+		return
+	}
+	if err := validateMessages(body.Messages); err != nil {
+		writePeerError(w, http.StatusBadRequest, err, false)
 		return
 	}
 	n, err := r.store.Adopt(req.Context(), body.Messages)
@@ -226,4 +255,3 @@ func (r *Router) serveRequeue(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-var _ = context.Background
