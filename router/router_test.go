@@ -256,3 +256,32 @@ func TestBackoffDoublesToCap(t *testing.T) {
 		require.Equal(t, w*time.Second, c.backoff(i+1), "attempt %d", i+1)
 	}
 }
+
+func TestRetriesBoundedPerRecipient(t *testing.T) {
+	h := newHarness(t, Config{PageSize: 2, RetryBase: time.Hour, MaxAttempts: 100})
+	user := "967775265496"
+	var ids []storage.ID
+	for range 6 {
+		ids = append(ids, h.send(t, user, storage.PriorityNormal))
+	}
+	for _, id := range ids {
+		h.waitStatus(t, id, storage.StatusPending)
+	}
+	h.hub.connect(user, "c1")
+	var due []*storage.Message
+	for _, id := range ids {
+		m, err := h.store.Get(context.Background(), id)
+		require.NoError(t, err)
+		due = append(due, m)
+	}
+
+	require.NoError(t, h.router.handleDueBatch(context.Background(), due, time.Now()))
+	require.Equal(t, 2, h.hub.liveCount("c1"), "one scan resends at most a page per recipient")
+	sent := 0
+	for _, id := range ids {
+		if h.status(t, id) == storage.StatusSent {
+			sent++
+		}
+	}
+	require.Equal(t, 2, sent, "deferred messages are not counted as attempts")
+}

@@ -56,17 +56,23 @@ func (r *Router) handleDue(ctx context.Context) (time.Time, error) {
 }
 
 func (r *Router) handleDueBatch(ctx context.Context, due []*storage.Message, now time.Time) error {
-	var expired, exhausted, resent, offline, moving []storage.ID
+	var expired, exhausted, resent, offline, moving, deferred []storage.ID
+	perRecipient := map[string]int{}
 	for _, m := range due {
 		switch {
 		case !r.owns(m.Recipient):
 			moving = append(moving, m.ID)
+		case perRecipient[m.Recipient] >= r.cfg.PageSize:
+			// A stalled device with a large backlog would otherwise get one
+			// frame per message at once and overflow its send queue.
+			deferred = append(deferred, m.ID)
 		case !now.Before(m.CreationTime.Add(r.cfg.TTL)):
 			expired = append(expired, m.ID)
 		case m.Status == storage.StatusSent && m.Attempts >= r.cfg.MaxAttempts:
 			exhausted = append(exhausted, m.ID)
 		case r.breaker.State() != gobreaker.StateOpen && r.push(m):
 			resent = append(resent, m.ID)
+			perRecipient[m.Recipient]++
 		default:
 			offline = append(offline, m.ID)
 		}
@@ -81,6 +87,12 @@ func (r *Router) handleDueBatch(ctx context.Context, due []*storage.Message, now
 		// The rebalancer hands these to their owner; check them again soon.
 		signal(r.wakeRebalance)
 		if _, err := r.store.Reschedule(ctx, moving, now.Add(stuckRetry)); err != nil {
+			return err
+		}
+	}
+	if len(deferred) > 0 {
+		// Not an attempt: these go out once the device has caught up.
+		if _, err := r.store.Reschedule(ctx, deferred, now.Add(r.cfg.RetryBase)); err != nil {
 			return err
 		}
 	}
