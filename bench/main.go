@@ -58,6 +58,10 @@ type config struct {
 	assetsHost    string
 	quiet         bool
 	lookupWorkers int
+	idle          int           // --idle: connections of the idle connection mode, 0 for the load mode
+	keepAlive     time.Duration // --keep-alive of the idle connection mode
+	settle        time.Duration // --settle of the idle connection mode
+	push          bool          // --push: the push mode
 }
 
 // sends returns how many messages the schedule sends.
@@ -85,6 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return exitSetup
+	}
+	switch {
+	case cfg.idle > 0:
+		return runIdleMode(ctx, cfg, stdout, stderr)
+	case cfg.push:
+		return runPushMode(ctx, cfg, stdout, stderr)
 	}
 	rep, err := execute(ctx, cfg, stderr)
 	if err != nil {
@@ -140,6 +150,16 @@ Flags:
 		"echarts.min.js from; empty uses go-echarts' public assets host")
 	fs.BoolVar(&c.quiet, "quiet", false, "do not draw the progress bar")
 	fs.IntVar(&c.lookupWorkers, "lookup-workers", 64, "concurrent lookups of undelivered messages")
+	fs.IntVar(&c.idle, "idle", 0, "idle connection mode: open this many `connections` to a node that the "+
+		"bench starts, hold them through two keep-alive intervals and report the node's memory per "+
+		"connection; exit status 1 when a connection failed, dropped or missed a keep-alive")
+	fs.DurationVar(&c.keepAlive, "keep-alive", 15*time.Second, "with --idle: the node's hub.keep_alive_interval "+
+		"and the clients' ping interval")
+	fs.DurationVar(&c.settle, "settle", 5*time.Second, "with --idle: wait before measuring the node without "+
+		"connections, and again after the hold")
+	fs.BoolVar(&c.push, "push", false, "push mode: connect every user (--offline does not apply), run the load, "+
+		"and report acknowledged messages per second next to accepted per second; exit status 1 when an "+
+		"accepted message was not acknowledged within --drain")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -150,6 +170,17 @@ Flags:
 }
 
 func (c *config) validate() error {
+	if c.idle < 0 {
+		return fmt.Errorf("--idle %d must not be negative", c.idle)
+	}
+	if c.idle > 0 {
+		return c.validateIdle()
+	}
+	if c.push {
+		if err := c.validatePush(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case c.clients < 1:
 		return fmt.Errorf("--clients %d must be at least 1", c.clients)
