@@ -118,22 +118,42 @@ func (t *wsTransport) run(ws *websocket.Conn, previous <-chan struct{}) {
 // be written before the socket closes.
 func (t *wsTransport) readLoop() error {
 	discard := false
+	done := make(chan error, 1)
 	for {
 		if err := t.idle.wait(); err != nil {
 			return err
 		}
+		// NB: frames are parsed on a short-lived goroutine, which this one
+		// waits for. Parsing and dispatching need a deep stack; that stack is
+		// freed when the goroutine exits, so the goroutine that stays parked
+		// between frames keeps the small stack it needs for wait. A client
+		// ping every keep-alive interval would otherwise grow the parked
+		// goroutine's stack again between garbage collections.
+		go func() { done <- t.readBuffered(&discard) }()
+		if err := <-done; err != nil {
+			return err
+		}
+	}
+}
+
+// readBuffered reads and dispatches frames until no more bytes are
+// buffered. It reads at least one frame, waiting for it to arrive whole.
+func (t *wsTransport) readBuffered(discard *bool) error {
+	for {
 		_, r, err := t.ws.NextReader()
 		if err != nil {
 			return err
 		}
-		if discard {
-			continue
-		}
-		if err := t.c.receive(r); err != nil {
-			if !errors.Is(err, errStopReading) {
-				return err
+		if !*discard {
+			if err := t.c.receive(r); err != nil {
+				if !errors.Is(err, errStopReading) {
+					return err
+				}
+				*discard = true
 			}
-			discard = true
+		}
+		if t.idle.br == nil || t.idle.br.Buffered() == 0 {
+			return nil
 		}
 	}
 }
