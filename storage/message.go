@@ -93,14 +93,13 @@ type Message struct {
 }
 
 func encodeMessage(m *Message) ([]byte, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("storage: encode message %s: %w", m.ID, err)
-	}
-	return b, nil
+	return encodeBinary(m), nil
 }
 
 func decodeMessage(b []byte) (*Message, error) {
+	if len(b) > 0 && b[0] == codecV1 {
+		return decodeBinary(b)
+	}
 	m := new(Message)
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("storage: decode message: %w: %w", ErrCorrupt, err)
