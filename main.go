@@ -38,6 +38,7 @@ Commands:
   serve     run a node (the default when no command is given)
   token     mint a JWT for a business client or a mobile user
   version   print the version
+  autoscale add and remove nodes by their load (see docs/autoscale.md)
 
 Run "esh3artech COMMAND --help" for the flags of a command.
 `
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = token(args, stdout, stderr)
 	case "version":
 		err = printVersion(args, stdout, stderr)
+	case "autoscale":
+		err = autoscaleCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

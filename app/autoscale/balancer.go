@@ -69,10 +69,10 @@ func (s *Supervisor) drainServers(ctx context.Context, p *nodeProcess) {
 }
 
 // removeServers deletes the node's servers. The agent check goes off
-// first, because HAProxy's documentation warns that an agent can take a
-// server out of maintenance again; then the health check, maintenance and
-// the deletion. Failures are logged, not returned: the node is gone either
-// way, and an operator can delete a leftover server by hand.
+// first, because the HAProxy 2.6 management guide warns that an agent can
+// take a server out of maintenance again. The health check, maintenance
+// and the deletion follow. Failures are logged, not returned, because the
+// node is gone either way and an operator can delete a server by hand.
 func (s *Supervisor) removeServers(ctx context.Context, p *nodeProcess) {
 	name := p.spec.NodeID
 	for _, srv := range p.servers {

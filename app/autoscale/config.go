@@ -93,10 +93,10 @@ type LaunchConfig struct {
 	Host string `yaml:"host"`
 	// Seeds are gossip addresses (host:port) that a started node joins,
 	// besides the nodes started before it. Default: cluster.seeds of
-	// BaseConfig.
+	// BaseConfig. One of the two is required when Nodes is not empty.
 	Seeds []string `yaml:"seeds"`
-	// ReadyTimeout bounds the wait for a started node to answer
-	// /health/ready with 200 and to report a ring of every node. Default 60s.
+	// ReadyTimeout bounds the wait for a started node to return 200 on
+	// /health/ready and to report a ring of every node. Default 60s.
 	ReadyTimeout time.Duration `yaml:"ready_timeout"`
 	// Settle is an extra wait after the node is ready and in the ring,
 	// before it is added to HAProxy. Default 0s.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Action is what a Decision asks the supervisor to do.
+// Action is the step that a Decision requests from the supervisor.
 type Action int
 
 // The actions of a Decision.
@@ -64,9 +64,9 @@ type Decision struct {
 	Reason string
 	// Average is the mean load of Sample.Loads.
 	Average float64
-	// Held is how long the average has stayed past the threshold of the
+	// HeldFor is how long the average has stayed past the threshold of the
 	// trigger in progress, or zero when neither is.
-	Held time.Duration
+	HeldFor time.Duration
 	// Window is the window of the trigger in progress, or zero.
 	Window time.Duration
 	// Nodes is Sample.Nodes.
@@ -88,22 +88,23 @@ func NewDecider(p Policy) *Decider { return &Decider{policy: p} }
 
 // Decide returns the decision for sample s taken at now. An average exactly
 // at a threshold counts as within it, and an interval without any load
-// read restarts both windows.
+// read restarts both windows. A node count outside the bounds is restored
+// even without loads, so that a supervisor without static nodes starts the
+// first one.
 func (d *Decider) Decide(now time.Time, s Sample) Decision {
 	dec := Decision{Action: Hold, Nodes: s.Nodes}
-	if len(s.Loads) == 0 {
+	if len(s.Loads) > 0 {
+		dec.Average = average(s.Loads)
+		d.trackWindows(now, dec.Average)
+	} else {
 		d.aboveSince, d.belowSince = time.Time{}, time.Time{}
-		dec.Reason = "no node load was read"
-		return dec
 	}
-	dec.Average = average(s.Loads)
-	d.trackWindows(now, dec.Average)
 	dec.Action, dec.Reason = d.want(now, s, dec.Average)
 	switch {
 	case !d.aboveSince.IsZero():
-		dec.Held, dec.Window = now.Sub(d.aboveSince), d.policy.Out.Window
+		dec.HeldFor, dec.Window = now.Sub(d.aboveSince), d.policy.Out.Window
 	case !d.belowSince.IsZero():
-		dec.Held, dec.Window = now.Sub(d.belowSince), d.policy.In.Window
+		dec.HeldFor, dec.Window = now.Sub(d.belowSince), d.policy.In.Window
 	}
 	if dec.Action != Hold && !d.lastAction.IsZero() {
 		if left := d.policy.Cooldown - now.Sub(d.lastAction); left > 0 {
@@ -146,6 +147,8 @@ func (d *Decider) want(now time.Time, s Sample, avg float64) (Action, string) {
 		return ScaleOut, fmt.Sprintf("%d nodes are below min_nodes %d", s.Nodes, p.MinNodes)
 	case s.Nodes > p.MaxNodes && s.Removable > 0:
 		return ScaleIn, fmt.Sprintf("%d nodes are above max_nodes %d", s.Nodes, p.MaxNodes)
+	case len(s.Loads) == 0:
+		return Hold, "no node load was read"
 	case !d.aboveSince.IsZero() && now.Sub(d.aboveSince) >= p.Out.Window:
 		if s.Nodes >= p.MaxNodes {
 			return Hold, fmt.Sprintf("average above %g, but already at max_nodes %d", p.Out.Threshold, p.MaxNodes)

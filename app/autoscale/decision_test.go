@@ -35,7 +35,7 @@ func TestDecideScaleOutAfterWindow(t *testing.T) {
 	require.Equal(t, Hold, d.Decide(at(0), sample(2, 0, 0.9, 0.9)).Action)
 	dec := d.Decide(at(29*time.Second), sample(2, 0, 0.85, 0.95))
 	require.Equal(t, Hold, dec.Action)
-	require.Equal(t, 29*time.Second, dec.Held)
+	require.Equal(t, 29*time.Second, dec.HeldFor)
 	require.Equal(t, 30*time.Second, dec.Window)
 
 	dec = d.Decide(at(30*time.Second), sample(2, 0, 1.0, 0.7))
@@ -58,7 +58,7 @@ func TestDecideThresholdItselfIsWithin(t *testing.T) {
 	d.Decide(at(0), sample(3, 1, 0.8, 0.8))
 	dec := d.Decide(at(time.Hour), sample(3, 1, 0.8, 0.8))
 	require.Equal(t, Hold, dec.Action)
-	require.Zero(t, dec.Held)
+	require.Zero(t, dec.HeldFor)
 
 	d.Decide(at(2*time.Hour), sample(3, 1, 0.3, 0.3))
 	require.Equal(t, Hold, d.Decide(at(3*time.Hour), sample(3, 1, 0.3, 0.3)).Action)
@@ -160,6 +160,16 @@ func TestDecideWithoutLoadsRestartsWindows(t *testing.T) {
 	d.Decide(at(25*time.Second), sample(2, 0, 0.9))
 	require.Equal(t, Hold, d.Decide(at(50*time.Second), sample(2, 0, 0.9)).Action)
 	require.Equal(t, ScaleOut, d.Decide(at(55*time.Second), sample(2, 0, 0.9)).Action)
+}
+
+func TestDecideStartsFirstNodeWithoutLoads(t *testing.T) {
+	p := testPolicy()
+	p.MinNodes = 1
+	d := NewDecider(p)
+	dec := d.Decide(at(0), sample(0, 0))
+	require.Equal(t, ScaleOut, dec.Action)
+	require.Contains(t, dec.Reason, "0 nodes are below min_nodes 1")
+	require.Zero(t, dec.Average)
 }
 
 func TestActionString(t *testing.T) {

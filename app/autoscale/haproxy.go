@@ -55,8 +55,8 @@ func (e *CommandError) Error() string {
 }
 
 // Exec sends one command and returns HAProxy's response with surrounding
-// white space removed. It fails only when the socket cannot be used; the
-// caller judges the response.
+// white space removed. It fails when the command contains a line break or
+// the socket cannot be used, and leaves judging the response to the caller.
 func (c *RuntimeAPI) Exec(ctx context.Context, command string) (string, error) {
 	if strings.ContainsAny(command, "\r\n") {
 		return "", fmt.Errorf("haproxy: command %q contains a line break", command)
@@ -152,23 +152,23 @@ func (c *RuntimeAPI) SetState(ctx context.Context, backend, server, state string
 	return c.expectEmpty(ctx, "set server "+ref+" state "+state)
 }
 
-// Toggle runs "enable WHAT" or "disable WHAT" on a server, where what is
-// server, health or agent.
-func (c *RuntimeAPI) Toggle(ctx context.Context, enable bool, what, backend, server string) error {
+// Toggle runs "enable TARGET" or "disable TARGET" on a server, where
+// target is server, health or agent.
+func (c *RuntimeAPI) Toggle(ctx context.Context, enable bool, target, backend, server string) error {
 	ref, err := serverRef(backend, server)
 	if err != nil {
 		return err
 	}
-	switch what {
+	switch target {
 	case "server", "health", "agent":
 	default:
-		return fmt.Errorf("haproxy: invalid toggle %q; use server, health or agent", what)
+		return fmt.Errorf("haproxy: invalid toggle target %q; use server, health or agent", target)
 	}
 	verb := "disable"
 	if enable {
 		verb = "enable"
 	}
-	return c.expectEmpty(ctx, verb+" "+what+" "+ref)
+	return c.expectEmpty(ctx, verb+" "+target+" "+ref)
 }
 
 // ServerNames returns the names of a backend's servers, from "show servers

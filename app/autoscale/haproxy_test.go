@@ -14,20 +14,21 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// fakeRuntimeAPI is a unix socket that answers like HAProxy's runtime API:
+// fakeRuntimeAPI is a unix socket that responds like HAProxy's runtime API:
 // one command per connection, then the connection is closed.
 type fakeRuntimeAPI struct {
-	path   string
-	answer func(cmd string) string
+	path    string
+	respond func(cmd string) string
 
 	mu       sync.Mutex
 	commands []string
 }
 
-// startFakeRuntimeAPI serves answer on a unix socket until the test ends.
-func startFakeRuntimeAPI(t *testing.T, answer func(cmd string) string) *fakeRuntimeAPI {
+// startFakeRuntimeAPI serves the responses of respond on a unix socket
+// until the test ends.
+func startFakeRuntimeAPI(t *testing.T, respond func(cmd string) string) *fakeRuntimeAPI {
 	t.Helper()
-	f := &fakeRuntimeAPI{path: filepath.Join(t.TempDir(), "admin.sock"), answer: answer}
+	f := &fakeRuntimeAPI{path: filepath.Join(t.TempDir(), "admin.sock"), respond: respond}
 	ln, err := net.Listen("unix", f.path)
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -57,7 +58,7 @@ func (f *fakeRuntimeAPI) serve(conn net.Conn) {
 	f.mu.Lock()
 	f.commands = append(f.commands, cmd)
 	f.mu.Unlock()
-	_, _ = conn.Write([]byte(f.answer(cmd)))
+	_, _ = conn.Write([]byte(f.respond(cmd)))
 }
 
 func (f *fakeRuntimeAPI) sent() []string {
@@ -68,7 +69,7 @@ func (f *fakeRuntimeAPI) sent() []string {
 
 func (f *fakeRuntimeAPI) client() *RuntimeAPI { return NewRuntimeAPI(f.path, 5*time.Second) }
 
-// haproxyAnswer returns what HAProxy 2.6 answers on success.
+// haproxyAnswer returns HAProxy 2.6's response to a successful command.
 func haproxyAnswer(cmd string) string {
 	switch {
 	case strings.HasPrefix(cmd, "add server "):

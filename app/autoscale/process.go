@@ -153,7 +153,7 @@ func (p *nodeProcess) stop(ctx context.Context, timeout time.Duration) bool {
 	return false
 }
 
-// waitReady polls the node's /health/ready until it answers 200, the
+// waitReady polls the node's /health/ready until it returns 200, the
 // process exits or ctx ends.
 func (p *nodeProcess) waitReady(ctx context.Context, client *http.Client) error {
 	url := "http://" + p.spec.HTTPAddr() + "/health/ready"

@@ -14,21 +14,9 @@ import (
 // nodes, and adds it to every HAProxy backend. On failure the node is
 // stopped and removed again.
 func (s *Supervisor) scaleOut(ctx context.Context, members int) error {
-	spec, err := s.nextSpec()
+	spec, args, err := s.prepare()
 	if err != nil {
 		return err
-	}
-	args, err := renderCommand(s.cfg.Launch.Command, spec)
-	if err != nil {
-		return err
-	}
-	if err := writeNodeFiles(s.base, spec); err != nil {
-		return err
-	}
-	if s.check != nil {
-		if err := s.check(spec.NodeConfig); err != nil {
-			return fmt.Errorf("node %s: %w", spec.NodeID, err)
-		}
 	}
 	p, err := startProcess(spec, args)
 	if err != nil {
@@ -36,6 +24,7 @@ func (s *Supervisor) scaleOut(ctx context.Context, members int) error {
 	}
 	s.log.Info("node starting", zap.String("node", spec.NodeID), zap.String("addr", spec.HTTPAddr()),
 		zap.Int("pid", p.cmd.Process.Pid), zap.Int("members", members), zap.String("log", spec.LogFile))
+
 	if err := s.admit(ctx, p, members); err != nil {
 		s.removeServers(context.WithoutCancel(ctx), p)
 		p.stop(context.WithoutCancel(ctx), s.cfg.Launch.StopTimeout)
@@ -45,6 +34,28 @@ func (s *Supervisor) scaleOut(ctx context.Context, members int) error {
 	s.log.Info("node added", zap.String("node", spec.NodeID), zap.String("addr", spec.HTTPAddr()),
 		zap.Int("nodes", len(s.cfg.Nodes)+len(s.nodes)))
 	return nil
+}
+
+// prepare picks the next node's id and ports, writes its configuration,
+// checks it and returns the command that starts the node.
+func (s *Supervisor) prepare() (NodeSpec, []string, error) {
+	spec, err := s.nextSpec()
+	if err != nil {
+		return NodeSpec{}, nil, err
+	}
+	args, err := renderCommand(s.cfg.Launch.Command, spec)
+	if err != nil {
+		return NodeSpec{}, nil, err
+	}
+	if err := writeNodeFiles(s.base, spec); err != nil {
+		return NodeSpec{}, nil, err
+	}
+	if s.check != nil {
+		if err := s.check(spec.NodeConfig); err != nil {
+			return NodeSpec{}, nil, fmt.Errorf("node %s: %w", spec.NodeID, err)
+		}
+	}
+	return spec, args, nil
 }
 
 // admit waits up to launch.ready_timeout for the node to be ready and in

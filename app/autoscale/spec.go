@@ -134,7 +134,7 @@ func pickPorts(host string) (httpPort, agentPort, gossipPort, peerPort int, err 
 // nodeConfigYAML returns the configuration of the node in spec: base, a
 // node configuration file, with the keys that differ between nodes set.
 // log.format is set to json because the supervisor reads the node's log to
-// learn its ring size; advertise addresses are cleared so that the node
+// learn its ring size. Advertise addresses are cleared so that the node
 // advertises its own listeners.
 func nodeConfigYAML(base []byte, spec NodeSpec) ([]byte, error) {
 	tree := map[string]any{}

@@ -75,9 +75,9 @@ func New(cfg *Config, log *zap.Logger, opts Options) (*Supervisor, error) {
 			return nil, fmt.Errorf("autoscale: %w", err)
 		}
 	}
-	if len(s.seeds) == 0 {
+	if len(s.seeds) == 0 && len(cfg.Nodes) > 0 {
 		return nil, errors.New("autoscale: launch.seeds: missing, and launch.base_config sets no " +
-			"cluster.seeds; give the gossip address of at least one running node")
+			"cluster.seeds; give the gossip address of at least one node in nodes")
 	}
 	if err := s.checkBase(); err != nil {
 		return nil, err
@@ -140,9 +140,10 @@ func (s *Supervisor) Shutdown(ctx context.Context) {
 	s.log.Info("autoscale supervisor stopped")
 }
 
-// checkHAProxy reads every backend's servers. A server named like a node
-// the supervisor starts is left from an earlier run that did not stop
-// cleanly; its node may still run on the same data folder.
+// checkHAProxy reads every backend's servers and rejects a server named
+// like a node the supervisor starts. Such a server is left from an earlier
+// run that did not stop cleanly, and its node may still run on the data
+// folder that the next node of that name would use.
 func (s *Supervisor) checkHAProxy(ctx context.Context) error {
 	own := regexp.MustCompile(`^` + regexp.QuoteMeta(s.cfg.Launch.NamePrefix) + `-[0-9]+$`)
 	for _, b := range s.cfg.HAProxy.Backends {
@@ -161,7 +162,7 @@ func (s *Supervisor) checkHAProxy(ctx context.Context) error {
 	return nil
 }
 
-// tick runs one interval: it forgets nodes that exited, reads the loads,
+// tick runs one interval: it drops nodes that exited, reads the loads,
 // decides and acts.
 func (s *Supervisor) tick(ctx context.Context) {
 	s.reapExited(ctx)
@@ -190,7 +191,7 @@ func (s *Supervisor) logDecision(d Decision, loads []NodeLoad) {
 	fields := []zap.Field{
 		zap.String("action", d.Action.String()), zap.String("reason", d.Reason),
 		zap.Float64("average", d.Average), zap.Any("loads", perNode),
-		zap.Duration("held", d.Held), zap.Duration("window", d.Window), zap.Int("nodes", d.Nodes),
+		zap.Duration("held_for", d.HeldFor), zap.Duration("window", d.Window), zap.Int("nodes", d.Nodes),
 	}
 	if d.Action == Hold {
 		s.log.Debug("autoscale decision", fields...)
@@ -199,8 +200,8 @@ func (s *Supervisor) logDecision(d Decision, loads []NodeLoad) {
 	s.log.Info("autoscale decision", fields...)
 }
 
-// readLoads reads every node's load at once. Nodes that fail to answer are
-// left out; a change between answering and failing is logged.
+// readLoads reads every node's load at once. Nodes whose read fails are
+// left out, and a node's change between failing and not is logged once.
 func (s *Supervisor) readLoads(ctx context.Context) []NodeLoad {
 	type target struct{ name, addr string }
 	var targets []target
