@@ -63,3 +63,38 @@ func TestPeerHandlerRejectsBadToken(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, rec.Code, "token %q", token)
 	}
 }
+
+// ownerOf is a Placement where node "other" owns every recipient.
+type ownerOf struct{ self, owner string }
+
+func (p ownerOf) Owner(string) (string, bool)    { return p.owner, p.owner == p.self }
+func (p ownerOf) Self() string                   { return p.self }
+func (p ownerOf) Nodes() []string                { return []string{p.self, p.owner} }
+func (p ownerOf) PeerAddr(string) (string, bool) { return "", false }
+
+func TestPeerForwardRejectedByNonOwner(t *testing.T) {
+	s, err := storage.Open(t.TempDir(), storage.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	secret := []byte("secret-0123456789abcdef0123456789")
+	r := New(Config{PeerSecret: secret, Placement: ownerOf{self: "a", owner: "b"}}, s)
+	id, err := storage.NewID()
+	require.NoError(t, err)
+	body := `{"messages": [{"id": "` + id.String() + `", "r": "967775265496", "p": 2, "st": 4, "b": "x"}]}`
+	for _, path := range []string{peerPathForward, peerPathHandoff} {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set(headerPeerToken, PeerToken(secret))
+		rec := httptest.NewRecorder()
+		r.PeerHandler().ServeHTTP(rec, req)
+		require.Equal(t, http.StatusConflict, rec.Code, path)
+	}
+	_, err = s.Get(context.Background(), id)
+	require.ErrorIs(t, err, storage.ErrNotFound, "a node that does not own the recipient stores nothing")
+
+	req := httptest.NewRequest(http.MethodPost, peerPathAttach,
+		strings.NewReader(`{"user": "967775265496", "connId": "c1"}`))
+	req.Header.Set(headerPeerToken, PeerToken(secret))
+	rec := httptest.NewRecorder()
+	r.PeerHandler().ServeHTTP(rec, req)
+	require.Equal(t, http.StatusConflict, rec.Code)
+}

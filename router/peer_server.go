@@ -52,6 +52,21 @@ func writePeerError(w http.ResponseWriter, status int, err error, clientVisible 
 	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), ClientVisible: clientVisible})
 }
 
+// ownsAll answers 409 and returns false unless this node owns the
+// recipient of every message. A sender whose ring differs keeps its copy
+// and tries again once the rings agree; storing a message this node would
+// send on, or send back, could let both copies be deleted.
+func (r *Router) ownsAll(w http.ResponseWriter, msgs []*storage.Message) bool {
+	for _, m := range msgs {
+		if !r.owns(m.Recipient) {
+			writePeerError(w, http.StatusConflict, fmt.Errorf("router: %s does not own recipient %s",
+				r.placement.Self(), m.Recipient), false)
+			return false
+		}
+	}
+	return true
+}
+
 // validateMessages checks messages received from a peer before they are
 // stored.
 func validateMessages(msgs []*storage.Message) error {
@@ -96,6 +111,9 @@ func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
 		writePeerError(w, http.StatusBadRequest, err, false)
 		return
 	}
+	if !r.ownsAll(w, body.Messages) {
+		return
+	}
 	n, err := r.store.AcceptForwarded(req.Context(), body.Messages)
 	if err != nil {
 		writePeerError(w, http.StatusServiceUnavailable, err, false)
@@ -118,6 +136,9 @@ func (r *Router) serveHandoff(w http.ResponseWriter, req *http.Request) {
 		writePeerError(w, http.StatusBadRequest, err, false)
 		return
 	}
+	if !r.ownsAll(w, body.Messages) {
+		return
+	}
 	n, err := r.store.Adopt(req.Context(), body.Messages)
 	if err != nil {
 		writePeerError(w, http.StatusServiceUnavailable, err, false)
@@ -135,6 +156,11 @@ func (r *Router) serveHandoff(w http.ResponseWriter, req *http.Request) {
 func (r *Router) serveAttach(w http.ResponseWriter, req *http.Request) {
 	var body connBody
 	if !decodePeer(w, req, &body) {
+		return
+	}
+	if !r.owns(body.User) {
+		writePeerError(w, http.StatusConflict, fmt.Errorf("router: %s does not own user %s",
+			r.placement.Self(), body.User), false)
 		return
 	}
 	node := req.Header.Get(headerPeerNode)

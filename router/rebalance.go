@@ -16,7 +16,19 @@ import (
 // attached by nodes that left.
 func (r *Router) RingChanged() {
 	nodes := r.placement.Nodes()
-	r.remote.removeNodes(func(node string) bool { return slices.Contains(nodes, node) })
+	r.ringMu.Lock()
+	left := make(map[string]bool)
+	for _, n := range r.ringNodes {
+		if !slices.Contains(nodes, n) {
+			left[n] = true
+		}
+	}
+	r.ringNodes = nodes
+	r.ringMu.Unlock()
+	// NB: only nodes that were members and left lose their attachments. A
+	// node that just joined may get attachments from peers that already
+	// see it before its own first ring lists them.
+	r.remote.removeNodes(func(node string) bool { return !left[node] })
 	r.remote.dropUsers(r.owns)
 	r.reattach()
 	r.rescan.Store(true)

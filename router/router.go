@@ -48,6 +48,8 @@ type Router struct {
 
 	// Where the processor's drains start; see drainStart. lastRouted and
 	// lastFullScan are used by the processor goroutine only.
+	ringMu       sync.Mutex
+	ringNodes    []string // members of the last ring RingChanged saw; guarded by ringMu
 	rescan       atomic.Bool
 	nextDue      atomic.Int64 // unix nanos the scheduler sleeps until
 	lastRouted   time.Time
