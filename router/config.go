@@ -43,6 +43,10 @@ type Config struct {
 	PeerSecret []byte
 	// PeerTimeout bounds one request to a peer. Default 10s.
 	PeerTimeout time.Duration
+	// AttachRefresh is how often a node re-sends the connections it keeps
+	// attached to other nodes, which restores them on an owner that lost
+	// them by restarting. Default 5s.
+	AttachRefresh time.Duration
 	// Logger receives the router's logs. Default: none.
 	Logger *zap.Logger
 	// Now returns the current time; tests replace it. Default time.Now.
@@ -58,6 +62,7 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.RetryMax, 300*time.Second)
 	setDuration(&c.TTL, 7*24*time.Hour)
 	setDuration(&c.PeerTimeout, 10*time.Second)
+	setDuration(&c.AttachRefresh, 5*time.Second)
 	if c.Placement == nil {
 		c.Placement = standalone{}
 	}

@@ -147,3 +147,40 @@ func (r *Router) reattach() {
 		r.log.Info("connections moved to new owners", zap.Int("count", len(moved)))
 	}
 }
+
+// runAttachRefresh re-sends every remote attachment to its owner each
+// Config.AttachRefresh. An owner keeps attachments in memory, so it loses
+// them when it restarts, or when it briefly sees this node leave.
+func (r *Router) runAttachRefresh() {
+	t := time.NewTicker(r.cfg.AttachRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		for owner, conns := range r.attachedByOwner() {
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.PeerTimeout)
+			err := r.peers.call(ctx, owner, http.MethodPost, peerPathRefresh, refreshBody{Conns: conns}, nil)
+			cancel()
+			if err != nil {
+				r.log.Debug("attachment refresh failed", zap.String("peer", owner), zap.Error(err))
+			}
+		}
+	}
+}
+
+// attachedByOwner groups the local connections attached to other nodes by
+// owner.
+func (r *Router) attachedByOwner() map[string][]connBody {
+	r.edge.mu.Lock()
+	defer r.edge.mu.Unlock()
+	out := map[string][]connBody{}
+	for _, ec := range r.edge.conns {
+		if ec.owner != "" && ec.ctx.Err() == nil {
+			out[ec.owner] = append(out[ec.owner], connBody{User: ec.info.User, ConnID: ec.info.ID})
+		}
+	}
+	return out
+}

@@ -17,6 +17,7 @@ const (
 	peerPathHandoff = "/peer/v1/handoff"
 	peerPathAttach  = "/peer/v1/attach"
 	peerPathDetach  = "/peer/v1/detach"
+	peerPathRefresh = "/peer/v1/attach-refresh"
 	peerPathPush    = "/peer/v1/push"
 	peerPathAck     = "/peer/v1/ack"
 	peerPathMessage = "/peer/v1/messages/"
@@ -45,6 +46,12 @@ type connBody struct {
 	User      string `json:"user"`
 	ConnID    string `json:"connId"`
 	MessageID string `json:"messageId,omitempty"`
+}
+
+// refreshBody lists every connection a node keeps attached to the
+// receiving node.
+type refreshBody struct {
+	Conns []connBody `json:"conns"`
 }
 
 // pushItem is one send to a connection on the receiving node.

@@ -28,6 +28,7 @@ func (r *Router) PeerHandler() http.Handler {
 	mux.HandleFunc("POST "+peerPathHandoff, r.serveHandoff)
 	mux.HandleFunc("POST "+peerPathAttach, r.serveAttach)
 	mux.HandleFunc("POST "+peerPathDetach, r.serveDetach)
+	mux.HandleFunc("POST "+peerPathRefresh, r.serveRefresh)
 	mux.HandleFunc("POST "+peerPathPush, r.servePush)
 	mux.HandleFunc("POST "+peerPathAck, r.serveAck)
 	mux.HandleFunc("GET "+peerPathMessage+"{id}", r.serveMessage)
@@ -166,6 +167,29 @@ func (r *Router) serveAttach(w http.ResponseWriter, req *http.Request) {
 	node := req.Header.Get(headerPeerNode)
 	r.attachRemote(hub.ConnInfo{ID: body.ConnID, User: body.User}, node)
 	writePeerJSON(w, struct{}{})
+}
+
+// serveRefresh attaches the listed connections that this node does not
+// know, which it lost when it restarted or when it briefly saw their node
+// leave. Connections it already has keep their backlog.
+func (r *Router) serveRefresh(w http.ResponseWriter, req *http.Request) {
+	var body refreshBody
+	if !decodePeer(w, req, &body) {
+		return
+	}
+	node := req.Header.Get(headerPeerNode)
+	added := 0
+	for _, c := range body.Conns {
+		if c.User == "" || c.ConnID == "" || !r.owns(c.User) || r.remote.has(c.User, c.ConnID) {
+			continue
+		}
+		r.attachRemote(hub.ConnInfo{ID: c.ConnID, User: c.User}, node)
+		added++
+	}
+	if added > 0 {
+		r.log.Info("remote connections restored", zap.String("peer", node), zap.Int("count", added))
+	}
+	writePeerJSON(w, map[string]int{"added": added})
 }
 
 func (r *Router) serveDetach(w http.ResponseWriter, req *http.Request) {

@@ -115,6 +115,9 @@ func (r *Router) Start(p Pusher) {
 		r.goLoop(r.runScheduler)
 		r.goLoop(r.runAckWriter)
 		r.goLoop(r.runRebalancer)
+		if _, ok := r.placement.(standalone); !ok {
+			r.goLoop(r.runAttachRefresh)
+		}
 		r.Notify()
 		signal(r.wakeRebalance)
 	})

@@ -94,6 +94,14 @@ func (rc *remoteConns) dropUsers(keep func(user string) bool) {
 	}
 }
 
+// has reports whether the connection is attached.
+func (rc *remoteConns) has(user, connID string) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	_, ok := rc.byUser[user][connID]
+	return ok
+}
+
 func (rc *remoteConns) list(user string) []target {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
