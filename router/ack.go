@@ -22,7 +22,7 @@ type ackRequest struct {
 // invocation's completion follows the write. It implements hub.Events.
 func (r *Router) Acknowledge(ctx context.Context, c hub.ConnInfo, messageID string) error {
 	if node, local := r.placement.Owner(c.User); !local {
-		return r.peers.sendAck(ctx, node, c, messageID)
+		return r.peers.sendAck(ctx, node, c, messageID, false)
 	}
 	return r.acknowledgeLocal(ctx, c, messageID)
 }

@@ -199,9 +199,10 @@ func (pc *peerClient) runPushes(node string, p *peerState) {
 }
 
 // sendAck reports an acknowledgement to the owner and returns its result.
-func (pc *peerClient) sendAck(ctx context.Context, node string, c hub.ConnInfo, id string) error {
+func (pc *peerClient) sendAck(ctx context.Context, node string, c hub.ConnInfo, id string,
+	forwarded bool) error {
 	err := pc.call(ctx, node, http.MethodPost, peerPathAck,
-		connBody{User: c.User, ConnID: c.ID, MessageID: id}, nil)
+		connBody{User: c.User, ConnID: c.ID, MessageID: id, Forwarded: forwarded}, nil)
 	var pe *peerError
 	if errors.As(err, &pe) && pe.Body.ClientVisible {
 		return &hub.ClientError{Message: pe.Body.Error}

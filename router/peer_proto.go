@@ -46,6 +46,9 @@ type connBody struct {
 	User      string `json:"user"`
 	ConnID    string `json:"connId"`
 	MessageID string `json:"messageId,omitempty"`
+	// Forwarded marks an acknowledgement that a node which no longer owns
+	// the user passed on; its receiver does not pass it on again.
+	Forwarded bool `json:"forwarded,omitempty"`
 }
 
 // refreshBody lists every connection a node keeps attached to the

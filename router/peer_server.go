@@ -229,7 +229,15 @@ func (r *Router) serveAck(w http.ResponseWriter, req *http.Request) {
 	if !decodePeer(w, req, &body) {
 		return
 	}
-	err := r.acknowledgeLocal(req.Context(), hub.ConnInfo{ID: body.ConnID, User: body.User}, body.MessageID)
+	c := hub.ConnInfo{ID: body.ConnID, User: body.User}
+	var err error
+	if node, local := r.placement.Owner(body.User); !local && !body.Forwarded {
+		// The sender's ring is behind this one: the user moved on, and an ack
+		// of the copy here would leave the new owner's copy to be sent again.
+		err = r.peers.sendAck(req.Context(), node, c, body.MessageID, true)
+	} else {
+		err = r.acknowledgeLocal(req.Context(), c, body.MessageID)
+	}
 	var ce *hub.ClientError
 	switch {
 	case errors.As(err, &ce):
@@ -304,4 +312,3 @@ func (r *Router) serveRequeue(w http.ResponseWriter, req *http.Request) {
 		writePeerJSON(w, m)
 	}
 }
-

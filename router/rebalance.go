@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/esh3artech/esh3artech/hub"
 	"github.com/esh3artech/esh3artech/storage"
 )
 
@@ -86,11 +87,37 @@ func (r *Router) handOffTo(ctx context.Context, node string, msgs []*storage.Mes
 		messagesBody{Messages: msgs}, nil); err != nil {
 		return err
 	}
-	if err := r.store.Release(ctx, ids(msgs)); err != nil {
+	released, err := r.store.Release(ctx, ids(msgs))
+	if err != nil {
 		return err
 	}
 	r.log.Info("inbox messages handed over", zap.String("peer", node), zap.Int("count", len(msgs)))
+	r.forwardLateAcks(ctx, node, msgs, released)
 	return nil
+}
+
+// forwardLateAcks passes on to the new owner the acknowledgements that
+// reached this node after it sent a message's copy and before it released
+// its own, so that the new owner does not send the message again.
+func (r *Router) forwardLateAcks(ctx context.Context, node string, sent, released []*storage.Message) {
+	gone := make(map[storage.ID]bool, len(released))
+	for _, m := range released {
+		gone[m.ID] = true
+	}
+	for _, m := range sent {
+		if gone[m.ID] {
+			continue
+		}
+		now, err := r.store.Get(ctx, m.ID)
+		if err != nil || now.Status != storage.StatusDelivered {
+			continue
+		}
+		c := hub.ConnInfo{User: m.Recipient}
+		if err := r.peers.sendAck(ctx, node, c, m.ID.String(), true); err != nil {
+			r.log.Warn("passing on a late acknowledgement failed", zap.String("peer", node),
+				zap.Stringer("msg_id", m.ID), zap.Error(err))
+		}
+	}
 }
 
 // restartBacklogs delivers adopted messages to their recipients' live

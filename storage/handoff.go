@@ -146,8 +146,10 @@ func (s *Store) DeleteForwarded(ctx context.Context, msgIDs []ID) error {
 // Release deletes inbox messages that their new owner has made durable,
 // with their inbox and retry entries. Messages that left the inbox
 // meanwhile (acknowledged or dead-lettered here) are kept.
-func (s *Store) Release(ctx context.Context, msgIDs []ID) error {
-	_, err := s.transitionAction(ctx, msgIDs, pebble.NoSync, func(b *pebble.Batch, m *Message) (action, error) {
+//
+// It returns the messages it deleted.
+func (s *Store) Release(ctx context.Context, msgIDs []ID) ([]*Message, error) {
+	return s.transitionAction(ctx, msgIDs, pebble.NoSync, func(b *pebble.Batch, m *Message) (action, error) {
 		if m.Status != StatusPending && m.Status != StatusSent {
 			return skip, nil
 		}
@@ -156,7 +158,6 @@ func (s *Store) Release(ctx context.Context, msgIDs []ID) error {
 		s.onCommit(func() { s.count.inbox.Add(-1); s.count.addPhone(m.Recipient, -1) })
 		return remove, nil
 	})
-	return err
 }
 
 // InboxesNotOwned returns up to limit inbox messages whose recipient owned

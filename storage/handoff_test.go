@@ -51,7 +51,9 @@ func TestHandoffInbox(t *testing.T) {
 	n, err := next.Adopt(context.Background(), moving)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.NoError(t, old.Release(context.Background(), ids(moving)))
+	released, err := old.Release(context.Background(), ids(moving))
+	require.NoError(t, err)
+	require.Equal(t, ids(moving), ids(released))
 
 	inbox, _, err := next.Inbox(context.Background(), "2", nil, 10)
 	require.NoError(t, err)
