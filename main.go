@@ -32,9 +32,9 @@ var defaultConfig []byte
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `esh3artech: the Esh3arTech message relay
+const usage = "esh3artech: the Esh3arTech message relay\n\n" + commandList
 
-Commands:
+const commandList = `Commands:
   serve     run a node (the default when no command is given)
   token     mint a JWT for a business client or a mobile user
   version   print the version
@@ -95,7 +95,12 @@ func loadConfig(path string) (*app.Config, error) {
 }
 
 func serve(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "serve [--config FILE]", stderr)
+	fs := newFlags("serve", "[serve] [--config FILE]", stderr)
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprintf(stderr, "\n%s", commandList)
+	}
 	configPath := fs.String("config", "", "YAML `file` merged over the embedded defaults")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -129,6 +134,11 @@ func startNode(cfg *app.Config, log *zap.Logger, stdout io.Writer) (*app.Node, e
 	if err != nil {
 		return nil, err
 	}
+	if generated != nil {
+		// Shown before the node starts, so that a start that fails (a port
+		// in use) does not lose the only copy of the key.
+		printGeneratedClient(stdout, generated, cfg.HTTP.Listen)
+	}
 	node, err := app.NewNode(cfg, log, secret, clients)
 	if err != nil {
 		return nil, err
@@ -136,9 +146,6 @@ func startNode(cfg *app.Config, log *zap.Logger, stdout io.Writer) (*app.Node, e
 	if err := node.Serve(); err != nil {
 		_ = node.Shutdown(context.Background())
 		return nil, err
-	}
-	if generated != nil {
-		printGeneratedClient(stdout, generated, node.Addr())
 	}
 	return node, nil
 }

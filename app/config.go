@@ -317,6 +317,9 @@ func decodeField(f reflect.Value, raw any, key string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(f.Addr().Interface()); err != nil {
+		if hint := typeHint(f.Type()); hint != "" {
+			return fmt.Errorf("config: %s: %v is not %s", key, raw, hint)
+		}
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
 			return fmt.Errorf("config: %s: %s", key, stripLine(strings.Join(te.Errors, "; ")))
@@ -335,4 +338,19 @@ func stripLine(s string) string {
 		}
 	}
 	return s
+}
+
+// typeHint describes the values a key of type t takes, for errors.
+func typeHint(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "a duration; use a number with a unit, such as 5s, 100ms or 24h"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "a whole number; sizes are in bytes, without a unit"
+	case t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32:
+		return "a number"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	}
+	return ""
 }

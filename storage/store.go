@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -88,6 +89,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		po.FS = opts.fs
 	}
 	db, err := pebble.Open(dir, po)
+	if errors.Is(err, syscall.EAGAIN) {
+		return nil, fmt.Errorf("storage: %s is in use by another running node (it holds "+
+			"the folder's LOCK file); stop that node or set storage.dir: %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
