@@ -37,70 +37,89 @@ func (r *Router) runProcessor() {
 	}
 }
 
-// Where a drain starts. Queue keys are message ids, which are UUIDv7 and so
-// ordered by the time they were made; deleted entries stay behind as
-// tombstones until Pebble compacts them, and every scan from the start of
-// the queue would step over all of them. A drain therefore starts a margin
-// before the time of the newest message it routed, which covers requests
-// that took an id and committed it later. A full scan runs at
-// fullScanEvery, after a requeue or forward (whose ids can be old), and
-// while messages are stuck waiting for an unreachable owner.
-const (
-	queueScanMargin = 5 * time.Second
-	fullScanEvery   = 10 * time.Second
-)
+// fullScanEvery is how often the processor scans the whole queue rather
+// than routing the ids the store fed it. Routed entries stay behind as
+// tombstones until Pebble compacts them, and a scan steps over each of
+// them, so scans are kept rare. A scan also runs at startup, after a
+// requeue or forward, and while messages wait for an unreachable owner.
+const fullScanEvery = 10 * time.Second
 
-// drainStart returns the cursor a drain starts from.
-func (r *Router) drainStart(now time.Time) storage.QueueCursor {
-	if r.rescan.Swap(false) || now.Sub(r.lastFullScan) >= fullScanEvery || r.lastRouted.IsZero() {
+// drainQueue routes the queued messages once and reports whether some were
+// left in the queue because their owner could not take them.
+func (r *Router) drainQueue(ctx context.Context) (stuck bool) {
+	now := time.Now()
+	if r.rescan.Swap(false) || now.Sub(r.lastFullScan) >= fullScanEvery {
 		r.lastFullScan = now
-		return nil
+		// Every id taken here was committed before the scan starts, so the
+		// scan sees it.
+		r.store.TakeQueued()
+		stuck = r.scanQueue(ctx)
+	} else {
+		stuck = r.drainFed(ctx)
 	}
-	return storage.QueueCursorAt(r.lastRouted.Add(-queueScanMargin))
+	if stuck {
+		r.rescan.Store(true)
+	}
+	return stuck
 }
 
-// drainQueue routes every queued message once and reports whether some
-// were left in the queue because their owner could not take them.
-func (r *Router) drainQueue(ctx context.Context) (stuck bool) {
-	cursor := r.drainStart(time.Now())
-	defer func() {
-		if stuck {
-			r.rescan.Store(true)
+// drainFed routes the messages queued since the last drain, by id.
+func (r *Router) drainFed(ctx context.Context) (stuck bool) {
+	fed := r.store.TakeQueued()
+	for len(fed) > 0 && !r.stopped() {
+		n := min(len(fed), r.cfg.BatchSize)
+		msgs, err := r.store.Queued(ctx, fed[:n])
+		fed = fed[n:]
+		if err != nil {
+			r.log.Error("reading queued messages failed", zap.Error(err))
+			return true
 		}
-	}()
+		left, err := r.routeMessages(ctx, msgs)
+		if err != nil {
+			r.log.Error("routing batch failed", zap.Error(err))
+			return true
+		}
+		stuck = stuck || left
+	}
+	return stuck
+}
+
+// scanQueue routes every message in the queue, in batches.
+func (r *Router) scanQueue(ctx context.Context) (stuck bool) {
+	var cursor storage.QueueCursor
 	for !r.stopped() {
-		n, next, left, err := r.routeBatch(ctx, cursor)
+		queued, next, err := r.store.PeekQueueAfter(ctx, cursor, r.cfg.BatchSize)
+		if err != nil {
+			r.log.Error("reading the queue failed", zap.Error(err))
+			return true
+		}
+		left, err := r.routeMessages(ctx, queued)
 		if err != nil {
 			r.log.Error("routing batch failed", zap.Error(err))
 			return true // the entries stay queued
 		}
 		stuck = stuck || left
 		cursor = next
-		if n < r.cfg.BatchSize {
+		if len(queued) < r.cfg.BatchSize {
 			return stuck
 		}
 	}
 	return stuck
 }
 
-// routeBatch routes one batch of the queue after cursor: messages this node
-// owns move into inboxes and go to online recipients, the others go to
-// their owners. It returns the batch size, the cursor after it, and whether
-// some messages stayed queued.
-func (r *Router) routeBatch(ctx context.Context, cursor storage.QueueCursor) (
-	int, storage.QueueCursor, bool, error) {
-	queued, next, err := r.store.PeekQueueAfter(ctx, cursor, r.cfg.BatchSize)
-	if err != nil || len(queued) == 0 {
-		return 0, next, false, err
-	}
-	if t := storage.IDTime(queued[len(queued)-1].ID); t.After(r.lastRouted) {
-		r.lastRouted = t
+// routeMessages routes queued messages: those this node owns move into
+// inboxes and go to online recipients, the others go to their owners. It
+// reports whether some stayed queued because their owner could not take
+// them.
+func (r *Router) routeMessages(ctx context.Context, queued []*storage.Message) (bool, error) {
+	if len(queued) == 0 {
+		return false, nil
 	}
 	local, remote := r.splitByOwner(queued)
 	if len(local) > 0 {
 		moved, err := r.store.MoveToInbox(ctx, local, r.cfg.TTL)
 		if err != nil {
-			return 0, cursor, true, err
+			return true, err
 		}
 		r.log.Debug("batch routed", zap.Int("count", len(moved)))
 		r.deliverLive(ctx, moved)
@@ -113,7 +132,7 @@ func (r *Router) routeBatch(ctx context.Context, cursor storage.QueueCursor) (
 			left = true
 		}
 	}
-	return len(queued), next, left, nil
+	return left, nil
 }
 
 // splitByOwner separates messages this node owns from those it forwards,

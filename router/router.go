@@ -46,13 +46,14 @@ type Router struct {
 
 	wakeRebalance chan struct{} // one slot: the ring changed
 
-	// Where the processor's drains start; see drainStart. lastRouted and
-	// lastFullScan are used by the processor goroutine only.
-	ringMu       sync.Mutex
-	ringNodes    []string // members of the last ring RingChanged saw; guarded by ringMu
+	ringMu    sync.Mutex
+	ringNodes []string // members of the last ring RingChanged saw; guarded by ringMu
+
+	nextDue atomic.Int64 // unix nanos the scheduler sleeps until
+
+	// When the processor scans the whole queue; see drainQueue.
+	// lastFullScan is used by the processor goroutine only.
 	rescan       atomic.Bool
-	nextDue      atomic.Int64 // unix nanos the scheduler sleeps until
-	lastRouted   time.Time
 	lastFullScan time.Time
 
 	stop     chan struct{}

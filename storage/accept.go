@@ -90,6 +90,7 @@ func (s *Store) acceptLocked(msgs []*Message, idem *Idempotency) ([]ID, bool, er
 		return nil, false, err
 	}
 	s.count.queue.Add(int64(len(msgs)))
+	s.feed.add(ids...)
 	for _, m := range msgs {
 		s.count.addPhone(m.Recipient, 1)
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -126,4 +127,52 @@ func (s *Store) Pending(phone string) int {
 	s.count.mu.Lock()
 	defer s.count.mu.Unlock()
 	return s.count.byPhone[phone]
+}
+
+// feed lists the ids of messages queued since the processor last took
+// them, so that routing reads them by id instead of scanning the queue
+// over the tombstones of routed entries.
+type feed struct {
+	mu  sync.Mutex
+	ids []ID
+}
+
+func (f *feed) add(ids ...ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ids = append(f.ids, ids...)
+}
+
+// TakeQueued returns the ids of the messages queued since the last call,
+// in the order they were committed, and forgets them. Every one of them
+// was committed before the call.
+func (s *Store) TakeQueued() []ID {
+	s.feed.mu.Lock()
+	defer s.feed.mu.Unlock()
+	ids := s.feed.ids
+	s.feed.ids = nil
+	return ids
+}
+
+// Queued returns the messages among ids that are still queued, in the
+// order of ids.
+func (s *Store) Queued(ctx context.Context, ids []ID) ([]*Message, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	out := make([]*Message, 0, len(ids))
+	for _, id := range ids {
+		m, err := s.getLocked(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.Status == StatusQueued {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -17,28 +16,6 @@ import (
 
 // QueueCursor marks a position in the durable queue; nil is its start.
 type QueueCursor []byte
-
-// QueueCursorAt returns the queue position just before the messages whose
-// ids were made at or after t.
-func QueueCursorAt(t time.Time) QueueCursor {
-	var id ID
-	ms := uint64(t.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		id[i] = byte(ms)
-		ms >>= 8
-	}
-	return QueueCursor(queueKey(id))
-}
-
-// IDTime returns the time, to the millisecond, at which a UUIDv7 id was
-// made.
-func IDTime(id ID) time.Time {
-	var ms int64
-	for _, b := range id[:6] {
-		ms = ms<<8 | int64(b)
-	}
-	return time.UnixMilli(ms)
-}
 
 // PeekQueueAfter returns up to limit queued messages after cursor, in
 // acceptance order, and the cursor after the last entry read.
@@ -81,7 +58,11 @@ func (s *Store) AcceptForwarded(ctx context.Context, msgs []*Message) (int, erro
 	return s.adopt(ctx, msgs, func(b *pebble.Batch, m *Message) {
 		m.Status = StatusQueued
 		_ = b.Set(queueKey(m.ID), nil, nil)
-		s.onCommit(func() { s.count.queue.Add(1); s.count.addPhone(m.Recipient, 1) })
+		s.onCommit(func() {
+			s.count.queue.Add(1)
+			s.count.addPhone(m.Recipient, 1)
+			s.feed.add(m.ID)
+		})
 	})
 }
 

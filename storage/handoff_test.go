@@ -69,30 +69,3 @@ func TestHandoffInbox(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 	require.Equal(t, int64(1), old.Stats().InboxTotal)
 }
-
-func TestQueueCursorAtSkipsOlderIDs(t *testing.T) {
-	s := openTest(t)
-	old := newMessage(t, "1")
-	acceptOne(t, s, old)
-	cut := IDTime(old.ID).Add(time.Millisecond)
-	require.Eventually(t, func() bool { return time.Now().After(cut.Add(time.Millisecond)) },
-		time.Second, time.Millisecond)
-	recent := newMessage(t, "1")
-	acceptOne(t, s, recent)
-
-	got, _, err := s.PeekQueueAfter(context.Background(), QueueCursorAt(cut), 10)
-	require.NoError(t, err)
-	require.Equal(t, []ID{recent.ID}, ids(got))
-	got, _, err = s.PeekQueueAfter(context.Background(), nil, 10)
-	require.NoError(t, err)
-	require.Equal(t, []ID{old.ID, recent.ID}, ids(got))
-}
-
-func TestIDTimeMatchesCreation(t *testing.T) {
-	before := time.Now().Truncate(time.Millisecond)
-	id, err := NewID()
-	require.NoError(t, err)
-	got := IDTime(id)
-	require.False(t, got.Before(before))
-	require.False(t, got.After(time.Now()))
-}

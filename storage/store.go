@@ -66,6 +66,7 @@ type Store struct {
 	disk        diskProbe
 
 	count counters
+	feed  feed
 
 	// failed holds the first fatal write error. Pebble's commit pipeline
 	// cannot be used after one, so every later write returns it at once.

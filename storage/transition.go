@@ -157,7 +157,11 @@ func (s *Store) Requeue(ctx context.Context, id ID) (*Message, error) {
 		m.FailureReason = ""
 		m.MovedToDlqAt, m.NextRetryAt, m.LastRetryAt = nil, nil, nil
 		_ = b.Set(queueKey(m.ID), nil, nil)
-		s.onCommit(func() { s.count.queue.Add(1); s.count.addPhone(m.Recipient, 1) })
+		s.onCommit(func() {
+			s.count.queue.Add(1)
+			s.count.addPhone(m.Recipient, 1)
+			s.feed.add(m.ID)
+		})
 		return true, nil
 	})
 	switch {
