@@ -5,14 +5,17 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/esh3artech/esh3artech/router"
 	"github.com/esh3artech/esh3artech/storage"
 )
 
@@ -140,7 +143,7 @@ func (a *API) v1Send(c echo.Context) error {
 // strict set, as on the /api/v1 routes, unknown fields are rejected. Every
 // error is an *APIError.
 func (a *API) readSend(c echo.Context, strict bool) ([]byte, []draft, error) {
-	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	body, err := readJSONBody(c, a.cfg.HTTP)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,7 +177,7 @@ func (a *API) compatBatch(c echo.Context) error {
 // readCompatBatch reads, decodes and validates the body of the previous
 // service's batch route. Every error is an *APIError.
 func (a *API) readCompatBatch(c echo.Context) ([]byte, []draft, error) {
-	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	body, err := readJSONBody(c, a.cfg.HTTP)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -217,7 +220,7 @@ func (a *API) v1Batch(c echo.Context) error {
 // readV1Batch reads, decodes and validates the body of the /api/v1 batch
 // route. Every error is an *APIError.
 func (a *API) readV1Batch(c echo.Context) ([]byte, []draft, error) {
-	body, err := readJSONBody(c, a.cfg.HTTP.MaxBodyBytes)
+	body, err := readJSONBody(c, a.cfg.HTTP)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -325,8 +328,11 @@ func setReplayed(c echo.Context, replay bool) {
 func (a *API) compatGet(c echo.Context) error {
 	raw := c.QueryParam("messageId")
 	if raw == "" {
-		for name, values := range c.QueryParams() {
-			if strings.EqualFold(name, "messageId") && len(values) > 0 {
+		// Another spelling of the name; the first in sorted order, so that
+		// the same request always gets the same answer.
+		names := slices.Sorted(maps.Keys(c.QueryParams()))
+		for _, name := range names {
+			if values := c.QueryParams()[name]; strings.EqualFold(name, "messageId") && len(values) > 0 {
 				raw = values[0]
 				break
 			}
@@ -393,6 +399,9 @@ func (a *API) storageError(c echo.Context, err error) *APIError {
 		a.log.Warn("message rejected", zap.String("reason", "low_disk"), zap.Error(err))
 		return retry("low_disk", "The node is low on disk space and accepted nothing; "+
 			"retry later.", 30*time.Second)
+	case errors.Is(err, router.ErrPeerUnavailable):
+		return retry("node_unavailable", "A node that may hold this message did not answer, so "+
+			"the request was not completed; retry shortly.", 2*time.Second)
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, context.Canceled):
 		return retry("shutting_down", "The node is shutting down and accepted nothing; "+
 			"retry, another node may take the request.", time.Second)

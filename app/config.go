@@ -65,6 +65,7 @@ type LogConfig struct {
 type HTTPConfig struct {
 	Listen            string        `yaml:"listen"`
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	BodyTimeout       time.Duration `yaml:"body_timeout"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`

@@ -183,8 +183,10 @@ func (a *API) checkNode() error {
 // requests that reach the recipient's owner.
 func (a *API) checkRecipients(drafts []draft) error {
 	limit := a.limits.limits().InboxCap
+	inRequest := map[string]int{}
 	for _, d := range drafts {
-		if n := a.store.Pending(d.phone); n >= limit {
+		inRequest[d.phone]++
+		if n := a.store.Pending(d.phone) + inRequest[d.phone] - 1; n >= limit {
 			a.metrics.refused.WithLabelValues("inbox_full").Inc()
 			e := newAPIError(http.StatusTooManyRequests, "recipient_inbox_full", fmt.Sprintf(
 				"Recipient %s has %d messages waiting, at or above the cap of %d, so nothing was "+

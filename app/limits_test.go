@@ -242,3 +242,51 @@ func TestIdempotentReplayNotRateLimited(t *testing.T) {
 	require.Equal(t, "true", again.Header().Get("Idempotent-Replayed"))
 	require.JSONEq(t, first.Body.String(), again.Body.String())
 }
+
+func TestInboxCapCountsTheBatch(t *testing.T) {
+	node := newTestNode(t, "ESH3ARTECH_LIMITS_INBOX_CAP=2")
+	batch := `{"messages": [` + strings.Repeat(`{"recipientPhoneNumber": "775265496", "messageContent": "x"},`, 3)
+	batch = strings.TrimSuffix(batch, ",") + `]}`
+	rec := serve(t, node, request{Method: http.MethodPost, Path: "/api/v1/messages/batch", Body: batch, Header: asAcme()})
+	code, _ := requireError(t, rec, "/api/v1/messages/batch", http.StatusTooManyRequests)
+	require.Equal(t, "recipient_inbox_full", code)
+	require.Zero(t, countStoredMessages(t, node))
+}
+
+func TestDeclaredBodyOverLimit413(t *testing.T) {
+	node := newTestNode(t)
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/messages", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Api-Key", acmeKey)
+	req.ContentLength = node.cfg.HTTP.MaxBodyBytes + 1
+	rec := httptest.NewRecorder()
+	node.echo.ServeHTTP(rec, req)
+	code, _ := requireError(t, rec, "/api/v1/messages", http.StatusRequestEntityTooLarge)
+	require.Equal(t, "body_too_large", code)
+}
+
+func TestCompressedBody415(t *testing.T) {
+	node := newTestNode(t)
+	rec := serve(t, node, request{Method: http.MethodPost, Path: "/api/v1/messages",
+		Body:   `{"recipientPhoneNumber": "775265496", "messageContent": "x"}`,
+		Header: asAcme("Content-Encoding", "gzip")})
+	code, _ := requireError(t, rec, "/api/v1/messages", http.StatusUnsupportedMediaType)
+	require.Equal(t, "unsupported_content_encoding", code)
+}
+
+func TestSlowBodyTimesOut408(t *testing.T) {
+	node := newTestNode(t, "ESH3ARTECH_HTTP_BODY_TIMEOUT=200ms")
+	require.NoError(t, node.Serve())
+	conn, err := net.DialTimeout("tcp", node.Addr(), 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("POST /api/v1/messages HTTP/1.1\r\nHost: relay\r\n" +
+		"Content-Type: application/json\r\nX-Api-Key: " + acmeKey + "\r\n" +
+		"Content-Length: 100\r\n\r\n{\"recipientPho"))
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+}

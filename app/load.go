@@ -81,15 +81,27 @@ func (n *Node) servePprof() error {
 // serveAgentCheck answers HAProxy's agent checks on ln until it is closed:
 // each connection gets one line and is closed.
 func (n *Node) serveAgentCheck(ln net.Listener) {
+	backoff := time.Duration(0)
 	for {
 		conn, err := ln.Accept()
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 		if err != nil {
-			n.log.Warn("agent-check accept failed", zap.Error(err))
+			// Out of files, for example: back off as net/http does, so the
+			// loop neither spins nor floods the log.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if backoff == time.Second {
+				n.log.Warn("agent-check accept failed", zap.Error(err))
+			}
+			select {
+			case <-n.stop:
+				return
+			case <-time.After(backoff):
+			}
 			continue
 		}
+		backoff = 0
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = conn.Write([]byte(n.agentReply()))
 		_ = conn.Close()

@@ -110,9 +110,9 @@ func storeEvents(log *zap.Logger) storage.EventListener {
 			log.Warn("storage write stall began", zap.String("reason", reason))
 		},
 		WriteStallEnd: func() { log.Info("storage write stall ended") },
-		BackgroundError: func(err error) {
-			log.Error("storage background error", zap.Error(err))
-		},
+		BackgroundError: limitedLog(10*time.Second, func(err error, repeats int) {
+			log.Error("storage background error", zap.Error(err), zap.Int("repeats", repeats))
+		}),
 	}
 }
 
@@ -282,9 +282,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := n.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
 		}
-		if err := n.router.Shutdown(ctx); err != nil {
+		// The router gets its own deadline: requests that used up ctx are
+		// not the router's doing.
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.router.Shutdown(rctx); err != nil {
 			errs = append(errs, err)
 		}
+		cancel()
 		if err := n.stopCluster(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -328,4 +332,24 @@ func (n *Node) notReadyReasons() []string {
 		reasons = append(reasons, "storage failed: "+err.Error()+"; restart the node")
 	}
 	return append(reasons, n.pressureReasons()...)
+}
+
+// limitedLog returns a function that calls logf at most once per period,
+// with the number of calls it left out since the last one.
+func limitedLog(period time.Duration, logf func(err error, repeats int)) func(error) {
+	var mu sync.Mutex
+	var last time.Time
+	skipped := 0
+	return func(err error) {
+		mu.Lock()
+		if time.Since(last) < period {
+			skipped++
+			mu.Unlock()
+			return
+		}
+		n := skipped
+		last, skipped = time.Now(), 0
+		mu.Unlock()
+		logf(err, n)
+	}
 }

@@ -7,31 +7,54 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
 
 // readJSONBody checks the content type and size of the request body and
-// returns it. It returns an *APIError for each kind of bad input.
-func readJSONBody(c echo.Context, limit int64) ([]byte, error) {
+// returns it, reading it within hc.BodyTimeout. It returns an *APIError
+// for each kind of bad input.
+func readJSONBody(c echo.Context, hc HTTPConfig) ([]byte, error) {
 	r := c.Request()
+	limit := hc.MaxBodyBytes
 	if err := checkJSONContentType(r.Header.Get(echo.HeaderContentType)); err != nil {
 		return nil, err
 	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, newAPIError(http.StatusUnsupportedMediaType, "unsupported_content_encoding",
+			fmt.Sprintf("Content-Encoding %s is not supported; send the body uncompressed.", enc))
+	}
+	if r.ContentLength > limit {
+		return nil, tooLargeError(limit)
+	}
+	// A client that sends its body slowly would otherwise hold a slot of
+	// limits.max_in_flight for as long as it likes.
+	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(hc.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
 	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return nil, newAPIError(http.StatusRequestTimeout, "body_timeout", fmt.Sprintf(
+			"The request body did not arrive within %s; send it at once.", hc.BodyTimeout))
+	}
 	if errors.As(err, &tooLarge) {
-		return nil, newAPIError(http.StatusRequestEntityTooLarge, "body_too_large",
-			fmt.Sprintf("The request body is larger than the limit of %d bytes; "+
-				"send fewer or shorter messages per request.", limit))
+		return nil, tooLargeError(limit)
 	}
 	if err != nil {
 		return nil, newAPIError(http.StatusBadRequest, "body_unreadable",
 			"The request body could not be read: "+err.Error())
 	}
 	return body, nil
+}
+
+func tooLargeError(limit int64) *APIError {
+	return newAPIError(http.StatusRequestEntityTooLarge, "body_too_large",
+		fmt.Sprintf("The request body is larger than the limit of %d bytes; "+
+			"send fewer or shorter messages per request.", limit))
 }
 
 func checkJSONContentType(ct string) error {

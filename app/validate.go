@@ -49,6 +49,7 @@ func (c *Config) validateHTTP() error {
 	}
 	return positive(map[string]time.Duration{
 		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout,
+		"http.body_timeout":        c.HTTP.BodyTimeout,
 		"http.idle_timeout":        c.HTTP.IdleTimeout,
 		"http.shutdown_timeout":    c.HTTP.ShutdownTimeout,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -33,39 +34,52 @@ func (r *Router) Message(ctx context.Context, id storage.ID) (*storage.Message, 
 	if !errors.Is(err, storage.ErrNotFound) {
 		return m, err
 	}
-	results := r.askPeers(ctx, func(ctx context.Context, node string) (*storage.Message, error) {
+	results, failed := r.askPeers(ctx, func(ctx context.Context, node string) (*storage.Message, error) {
 		var pm storage.Message
 		err := r.peers.call(ctx, node, http.MethodGet, peerPathMessage+id.String(), nil, &pm)
 		return &pm, err
 	})
-	if len(results) > 0 {
+	switch {
+	case len(results) > 0:
 		return results[0], nil
+	case failed > 0:
+		return nil, fmt.Errorf("%w: %d nodes that may hold message %s did not answer",
+			ErrPeerUnavailable, failed, id)
 	}
 	return nil, storage.ErrNotFound
 }
 
 // askPeers calls f on every other node in parallel and returns the
-// messages of the calls that succeeded.
+// messages of the calls that succeeded, and how many calls failed for a
+// reason other than the peer answering 404 or 409.
 func (r *Router) askPeers(ctx context.Context,
-	f func(ctx context.Context, node string) (*storage.Message, error)) []*storage.Message {
+	f func(ctx context.Context, node string) (*storage.Message, error)) ([]*storage.Message, int) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var out []*storage.Message
+	failed := 0
 	for _, node := range r.peerNodes() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if m, err := f(ctx, node); err == nil && m != nil {
-				mu.Lock()
+			m, err := f(ctx, node)
+			var pe *peerError
+			answered := errors.As(err, &pe) && (pe.Status == http.StatusNotFound ||
+				pe.Status == http.StatusConflict)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && m != nil:
 				out = append(out, m)
-				mu.Unlock()
+			case err != nil && !answered:
+				failed++
 			}
 		}()
 	}
 	wg.Wait()
-	return out
+	return out, failed
 }
 
 // Requeue puts a dead-lettered message back into the queue with its
@@ -77,7 +91,7 @@ func (r *Router) Requeue(ctx context.Context, id storage.ID) (*storage.Message, 
 	}
 	var notInDLQ bool
 	var mu sync.Mutex
-	results := r.askPeers(ctx, func(ctx context.Context, node string) (*storage.Message, error) {
+	results, failed := r.askPeers(ctx, func(ctx context.Context, node string) (*storage.Message, error) {
 		var pm storage.Message
 		err := r.peers.call(ctx, node, http.MethodPost, peerPathRequeue+id.String(), nil, &pm)
 		var pe *peerError
@@ -93,6 +107,9 @@ func (r *Router) Requeue(ctx context.Context, id storage.ID) (*storage.Message, 
 		return results[0], nil
 	case notInDLQ:
 		return nil, storage.ErrNotInDLQ
+	case failed > 0:
+		return nil, fmt.Errorf("%w: %d nodes that may hold message %s did not answer",
+			ErrPeerUnavailable, failed, id)
 	}
 	return nil, storage.ErrNotFound
 }
@@ -108,6 +125,7 @@ func (r *Router) ListDLQ(ctx context.Context, f storage.DLQFilter, after storage
 		return nil, nil, err
 	}
 	all := append([]*storage.Message(nil), local...)
+	failed := 0
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
@@ -117,14 +135,22 @@ func (r *Router) ListDLQ(ctx context.Context, f storage.DLQFilter, after storage
 		go func() {
 			defer wg.Done()
 			var body dlqBody
-			if r.peers.call(cctx, node, http.MethodGet, dlqQuery(f, after, limit+1), nil, &body) == nil {
-				mu.Lock()
-				all = append(all, body.Messages...)
-				mu.Unlock()
+			err := r.peers.call(cctx, node, http.MethodGet, dlqQuery(f, after, limit+1), nil, &body)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				return
 			}
+			all = append(all, body.Messages...)
 		}()
 	}
 	wg.Wait()
+	if failed > 0 {
+		// A page without an unreachable node's messages would let a client
+		// that follows nextCursor skip them for good.
+		return nil, nil, fmt.Errorf("%w: %d nodes did not answer", ErrPeerUnavailable, failed)
+	}
 	slices.SortFunc(all, compareDLQ)
 	if len(all) <= limit {
 		return all, nil, nil

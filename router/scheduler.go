@@ -120,8 +120,12 @@ func (r *Router) deadLetter(ctx context.Context, ids []storage.ID, reason string
 		return
 	}
 	r.cfg.Metrics.DeadLettered.Add(float64(len(moved)))
+	if len(moved) > 0 {
+		r.log.Warn("messages dead-lettered", zap.Int("count", len(moved)),
+			zap.Stringer("first_msg_id", moved[0].ID), zap.String("reason", reason))
+	}
 	for _, m := range moved {
-		r.log.Warn("message dead-lettered", zap.Stringer("msg_id", m.ID),
+		r.log.Debug("message dead-lettered", zap.Stringer("msg_id", m.ID),
 			zap.String("client_id", m.CreatorID), zap.String("reason", reason))
 	}
 }
