@@ -43,13 +43,11 @@ func startPair(t *testing.T) (edge, owner *peerNode) {
 	t.Helper()
 	secret := []byte("pair-secret-0123456789abcdef01234")
 	addrs := map[string]string{}
-	var placements []*pairPlacement
 	nodes := map[string]*peerNode{}
 	for _, id := range []string{"a", "b"} {
 		s, err := storage.Open(t.TempDir(), storage.Options{})
 		require.NoError(t, err)
 		p := &pairPlacement{self: id, addrs: addrs}
-		placements = append(placements, p)
 		r := New(Config{Placement: p, PeerSecret: secret, AttachRefresh: 50 * time.Millisecond,
 			RetryBase: time.Hour}, s)
 		srv := httptest.NewServer(r.PeerHandler())
