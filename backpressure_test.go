@@ -74,7 +74,7 @@ func TestOverloadRefusesCleanlyAndLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	node := startTestNode(t, writeConfig(t, testConfig(dir, `
 limits: {rate: 400, burst: 100, queue_high_water: 20}
-delivery: {batch_size: 8, retry_base: 1s, retry_max: 2s}
+delivery: {batch_size: 8, batch_wait: 300ms, retry_base: 1s, retry_max: 2s}
 `)))
 	const users = 10
 	for i := range users {

@@ -79,20 +79,22 @@ func (lm *limiter) bucket(client string) *bucket {
 	return bk
 }
 
-// take removes n tokens from client's bucket. When it cannot, it removes
-// none and returns how long until n tokens are available (or -1 when n is
-// above the burst, so it never will be).
-func (lm *limiter) take(client string, n int, now time.Time) (ok bool, wait time.Duration) {
+// take removes n tokens from client's bucket and returns a function that
+// puts them back. When it cannot, it removes none and returns how long
+// until n tokens are available (or -1 when n is above the burst, so it
+// never will be).
+func (lm *limiter) take(client string, n int, now time.Time) (
+	ok bool, wait time.Duration, refund func()) {
 	bk := lm.bucket(client)
 	if n > bk.burst {
-		return false, -1
+		return false, -1, nil
 	}
 	res := bk.ReserveN(now, n)
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		return false, d
+		return false, d, nil
 	}
-	return true, 0
+	return true, 0, func() { res.Cancel() }
 }
 
 // setHeaders writes the RateLimit-Policy and RateLimit fields of the IETF
@@ -127,16 +129,22 @@ func (a *API) boundInFlight(next echo.HandlerFunc) echo.HandlerFunc {
 
 // admit checks the node-wide and per-recipient limits and then takes n
 // tokens from the client's bucket. It returns an *APIError for a refusal.
+//
+// The client's limit comes first, so that a client over its limit learns
+// that rather than the node's state; the tokens of a request that the node
+// then refuses are put back.
 func (a *API) admit(c echo.Context, drafts []draft) error {
-	if err := a.checkNode(); err != nil {
-		return err
-	}
-	if err := a.checkRecipients(drafts); err != nil {
-		return err
-	}
 	p := principal(c)
-	ok, wait := a.limits.take(p.ClientID, len(drafts), time.Now())
+	ok, wait, refund := a.limits.take(p.ClientID, len(drafts), time.Now())
 	if ok {
+		if err := a.checkNode(); err != nil {
+			refund()
+			return err
+		}
+		if err := a.checkRecipients(drafts); err != nil {
+			refund()
+			return err
+		}
 		return nil
 	}
 	a.metrics.refused.WithLabelValues("rate_limit").Inc()

@@ -66,7 +66,7 @@ func TestDefaultLimitsTakeThousandAtOnce(t *testing.T) {
 	node := newTestNode(t)
 	_, burst := node.limits.clientRate("acme")
 	require.GreaterOrEqual(t, burst, 1000)
-	ok, _ := node.limits.take("acme", 1000, time.Now())
+	ok, _, _ := node.limits.take("acme", 1000, time.Now())
 	require.True(t, ok)
 }
 
@@ -289,4 +289,19 @@ func TestSlowBodyTimesOut408(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+}
+
+func TestNodeRefusalRefundsTokens(t *testing.T) {
+	// The node does not serve, so its queue only grows.
+	node := newTestNode(t, "ESH3ARTECH_LIMITS_RATE=0.01", "ESH3ARTECH_LIMITS_BURST=2",
+		"ESH3ARTECH_LIMITS_QUEUE_HIGH_WATER=1")
+	require.Equal(t, http.StatusAccepted, sendTo(t, node, "775265496").Code)
+	require.Equal(t, http.StatusServiceUnavailable, sendTo(t, node, "775265497").Code)
+
+	l := node.limits.limits()
+	l.QueueHighWater = 100
+	node.limits.set(l, node.clients)
+	require.Equal(t, http.StatusAccepted, sendTo(t, node, "775265497").Code,
+		"the token of the refused request was put back")
+	require.Equal(t, http.StatusTooManyRequests, sendTo(t, node, "775265497").Code)
 }
