@@ -73,7 +73,7 @@ func connectAckingUser(t *testing.T, node *nodeProc, phone string) *ackingUser {
 func TestOverloadRefusesCleanlyAndLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	node := startTestNode(t, writeConfig(t, testConfig(dir, `
-limits: {rate: 400, burst: 100, queue_high_water: 20}
+limits: {rate: 100, burst: 20, queue_high_water: 15}
 delivery: {batch_size: 8, batch_wait: 300ms, retry_base: 1s, retry_max: 2s}
 `)))
 	const users = 10

@@ -94,7 +94,7 @@ func (lm *limiter) take(client string, n int, now time.Time) (
 		res.CancelAt(now)
 		return false, d, nil
 	}
-	return true, 0, func() { res.Cancel() }
+	return true, 0, func() { res.CancelAt(now) }
 }
 
 // setHeaders writes the RateLimit-Policy and RateLimit fields of the IETF
