@@ -196,6 +196,7 @@ func (n *Node) leaveCluster(ctx context.Context) {
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if n.store.QueueDepth() == 0 && n.store.InboxTotal() == 0 {
 			n.log.Info("inboxes handed over")
+			n.handOverSettled(ctx, deadline)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -219,4 +220,19 @@ func (n *Node) stopCluster(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// handOverSettled moves delivered and dead-lettered messages to their
+// recipients' owners before the node leaves, so that reading their status
+// by id keeps working without this node.
+func (n *Node) handOverSettled(ctx context.Context, deadline time.Time) {
+	hctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	moved, err := n.router.HandOverSettled(hctx)
+	if err != nil {
+		n.log.Warn("handing over settled messages stopped; the rest stay in the data folder",
+			zap.Int("moved", moved), zap.Error(err))
+		return
+	}
+	n.log.Info("settled messages handed over", zap.Int("count", moved))
 }

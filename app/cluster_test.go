@@ -257,3 +257,21 @@ func mustID(t *testing.T, s string) storage.ID {
 	require.NoError(t, err)
 	return id
 }
+
+func TestClusterLeaveHandsOverSettledMessages(t *testing.T) {
+	nodes := startTestCluster(t, 3)
+	_, local := phoneOwnedBy(t, nodes, nodes[2])
+	id := httpSend(t, nodes[0], local)
+	device := connectDevice(t, nodes[2], local)
+	device.waitFor(t, id)
+	_, err := device.client.Invoke(context.Background(), "AcknowledgeMessage", id)
+	require.NoError(t, err)
+	require.NoError(t, device.client.Close())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, nodes[2].Shutdown(ctx))
+	requireRingAgreement(t, nodes[:2])
+	require.Equal(t, int(storage.StatusDelivered), httpStatus(t, nodes[0], id),
+		"a delivered message stays readable after its node left")
+}

@@ -131,3 +131,38 @@ func (r *Router) restartBacklogs(msgs []*storage.Message) {
 	}
 	r.deliverLive(context.Background(), owned)
 }
+
+// HandOverSettled moves the delivered and dead-lettered messages of this
+// node to the owners of their recipients, so that their status stays
+// readable after the node leaves the cluster for good. Each batch is
+// deleted here only after its owner stored it. It returns how many
+// messages it moved.
+func (r *Router) HandOverSettled(ctx context.Context) (int, error) {
+	var cursor []byte
+	moved := 0
+	for ctx.Err() == nil {
+		msgs, next, err := r.store.Settled(ctx, cursor, r.cfg.BatchSize)
+		if err != nil {
+			return moved, err
+		}
+		_, byOwner := r.splitByOwner(msgs)
+		for node, batch := range byOwner {
+			cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
+			err := r.peers.call(cctx, node, http.MethodPost, peerPathHandoff,
+				messagesBody{Messages: batch}, nil)
+			cancel()
+			if err != nil {
+				return moved, err
+			}
+			if err := r.store.DropSettled(ctx, ids(batch)); err != nil {
+				return moved, err
+			}
+			moved += len(batch)
+		}
+		if next == nil {
+			return moved, nil
+		}
+		cursor = next
+	}
+	return moved, ctx.Err()
+}

@@ -66,15 +66,78 @@ func (s *Store) AcceptForwarded(ctx context.Context, msgs []*Message) (int, erro
 	})
 }
 
-// Adopt stores inbox messages that their previous owner hands over, with
-// their status, attempts and retry schedule. Messages whose id is already
-// stored are skipped. It returns how many it stored.
+// Adopt stores messages that their previous owner hands over, with their
+// status: inbox messages with their attempts and retry schedule, and
+// delivered or dead-lettered ones as records (dead letters in the
+// dead-letter index) for status reads. Messages whose id is already stored
+// are skipped. It returns how many it stored.
 func (s *Store) Adopt(ctx context.Context, msgs []*Message) (int, error) {
 	return s.adopt(ctx, msgs, func(b *pebble.Batch, m *Message) {
-		_ = b.Set(inboxKey(m.Recipient, m.Priority, m.ID), nil, nil)
-		_ = b.Set(retryKey(m.Due, m.ID), nil, nil)
-		s.onCommit(func() { s.count.inbox.Add(1); s.count.addPhone(m.Recipient, 1) })
+		switch m.Status {
+		case StatusPending, StatusSent:
+			_ = b.Set(inboxKey(m.Recipient, m.Priority, m.ID), nil, nil)
+			_ = b.Set(retryKey(m.Due, m.ID), nil, nil)
+			s.onCommit(func() { s.count.inbox.Add(1); s.count.addPhone(m.Recipient, 1) })
+		case StatusFailed:
+			if m.MovedToDlqAt != nil {
+				_ = b.Set(dlqKey(*m.MovedToDlqAt, m.ID), nil, nil)
+			}
+		}
 	})
+}
+
+// Settled returns up to limit messages after cursor that are delivered or
+// dead-lettered, and the cursor after the last record read (nil at the
+// end). A node that leaves its cluster hands these over so that their
+// status stays readable.
+func (s *Store) Settled(ctx context.Context, after []byte, limit int) ([]*Message, []byte, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, nil, err
+	}
+	defer s.exit()
+	lower := []byte{prefixMessage}
+	if len(after) > 0 {
+		lower = append(append([]byte(nil), after...), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound([]byte{prefixMessage})})
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: read messages: %w", err)
+	}
+	defer it.Close()
+	var out []*Message
+	var cursor []byte
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		cursor = append(cursor[:0], it.Key()...)
+		m, err := decodeMessage(it.Value())
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.Status == StatusDelivered || m.Status == StatusFailed || m.Status == StatusRead {
+			out = append(out, m)
+		}
+	}
+	if !it.Valid() {
+		cursor = nil
+	}
+	return out, cursor, it.Error()
+}
+
+// DropSettled deletes delivered or dead-lettered messages that another
+// node has stored.
+func (s *Store) DropSettled(ctx context.Context, msgIDs []ID) error {
+	_, err := s.transitionAction(ctx, msgIDs, pebble.NoSync, func(b *pebble.Batch, m *Message) (action, error) {
+		switch m.Status {
+		case StatusDelivered, StatusRead:
+			return remove, nil
+		case StatusFailed:
+			if m.MovedToDlqAt != nil {
+				_ = b.Delete(dlqKey(*m.MovedToDlqAt, m.ID), nil)
+			}
+			return remove, nil
+		}
+		return skip, nil
+	})
+	return err
 }
 
 func (s *Store) adopt(ctx context.Context, msgs []*Message, add func(*pebble.Batch, *Message)) (int, error) {

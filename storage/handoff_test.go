@@ -69,3 +69,44 @@ func TestHandoffInbox(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 	require.Equal(t, int64(1), old.Stats().InboxTotal)
 }
+
+func TestSettledMessagesMove(t *testing.T) {
+	old, next := openTest(t), openTest(t)
+	delivered, failed, pending := newMessage(t, "1"), newMessage(t, "1"), newMessage(t, "1")
+	for _, m := range []*Message{delivered, failed, pending} {
+		acceptOne(t, old, m)
+	}
+	routeAll(t, old)
+	_, _, err := old.Acknowledge(context.Background(), []Ack{{Phone: "1", ID: delivered.ID}}, time.Now())
+	require.NoError(t, err)
+	_, err = old.DeadLetter(context.Background(), []ID{failed.ID}, "r", time.Now())
+	require.NoError(t, err)
+
+	settled, cursor, err := old.Settled(context.Background(), nil, 10)
+	require.NoError(t, err)
+	require.Nil(t, cursor)
+	require.ElementsMatch(t, []ID{delivered.ID, failed.ID}, ids(settled))
+
+	n, err := next.Adopt(context.Background(), settled)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.NoError(t, old.DropSettled(context.Background(), ids(settled)))
+
+	got, err := next.Get(context.Background(), delivered.ID)
+	require.NoError(t, err)
+	require.Equal(t, StatusDelivered, got.Status)
+	dlq, _, err := next.ListDLQ(context.Background(), DLQFilter{}, nil, 10)
+	require.NoError(t, err)
+	require.Equal(t, []ID{failed.ID}, ids(dlq))
+	inbox, _, err := next.Inbox(context.Background(), "1", nil, 10)
+	require.NoError(t, err)
+	require.Empty(t, inbox, "settled messages do not enter an inbox")
+
+	_, err = old.Get(context.Background(), delivered.ID)
+	require.ErrorIs(t, err, ErrNotFound)
+	left, _, err := old.ListDLQ(context.Background(), DLQFilter{}, nil, 10)
+	require.NoError(t, err)
+	require.Empty(t, left)
+	_, err = old.Get(context.Background(), pending.ID)
+	require.NoError(t, err, "messages still in an inbox are not settled")
+}
