@@ -787,12 +787,9 @@ func TestClusterBehindHAProxy(t *testing.T) {
 	// Failure phase: a node dies mid-stream and comes back on the same data
 	// and ports, and a fourth node joins.
 	//
-	// NOTE: a node that takes recipients over (when it starts again or
-	// joins) stores the inbox messages handed to it before the old owner
-	// deletes its copies. An ack that reaches the old owner in between marks
-	// only the old copy Delivered, and the new owner sends the message again
-	// after the ack completed. So the ring changes only while every inbox is
-	// empty: sending stops and the inboxes drain first.
+	// The node comes back and the fourth joins while messages still wait
+	// for acknowledgement, so inboxes move between owners with acks in
+	// flight.
 	load := startClusterLoad(front.url, users, answered, 4, 20000)
 	waitAnswered(t, answered, steady+300)
 	nodes[1].proc.kill()
@@ -800,12 +797,6 @@ func TestClusterBehindHAProxy(t *testing.T) {
 	waitAnswered(t, answered, answered.len()+300)
 	load.stop()
 	failed := load.failed.Load()
-	// NOTE: a node started again before the others declare it failed loses
-	// the connections that they attached to it, and they do not attach them
-	// again, so messages to those users stay Pending. The restart therefore
-	// waits until the ring has dropped the node.
-	waitRing(t, 2, nodes[0], nodes[2])
-	waitDrained(t, recv, nodes[0], nodes[2])
 	nodes[1].start(t)
 	waitRing(t, 3, nodes[:3]...)
 	front.waitServers(t, "UP", "n2")
@@ -814,7 +805,6 @@ func TestClusterBehindHAProxy(t *testing.T) {
 	load.stop()
 	failed += load.failed.Load()
 
-	waitDrained(t, recv, nodes[:3]...)
 	nodes[3].start(t)
 	front.addServer(t, nodes[3])
 	waitRing(t, 4, nodes...)
