@@ -207,30 +207,6 @@ func (n *clusterNode) metric(t *testing.T, name string) float64 {
 	return total
 }
 
-// waitDrained waits until no node has a message that is queued or waits
-// for its ack in an inbox.
-func waitDrained(t *testing.T, recv *recipients, nodes ...*clusterNode) {
-	t.Helper()
-	var waiting []string
-	drained := pollUntil(60*time.Second, 20*time.Millisecond, func() bool {
-		waiting = waiting[:0]
-		for _, n := range nodes {
-			queued := n.metric(t, "esh3artech_queue_depth")
-			inbox := n.metric(t, "esh3artech_inbox_pending")
-			if queued != 0 || inbox != 0 {
-				waiting = append(waiting, fmt.Sprintf("%s: %.0f queued, %.0f in inboxes", n.name, queued, inbox))
-			}
-		}
-		return len(waiting) == 0
-	})
-	if !drained {
-		again, ackFailed := recv.problems()
-		t.Fatalf("the queues and inboxes never drained (%v); the clients so far received %d messages "+
-			"again after their ack completed (%v), and %d acks failed", waiting, len(again),
-			firstItems(again, 5), ackFailed)
-	}
-}
-
 // haproxyFront is a running HAProxy in front of test nodes.
 type haproxyFront struct {
 	url      string // http://127.0.0.1:PORT
