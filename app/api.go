@@ -34,7 +34,7 @@ type API struct {
 
 // Delivery is the part of the router that the API drives.
 type Delivery interface {
-	// Notify tells the router that the queue has new messages.
+	// Notify wakes the router because the queue has new messages.
 	Notify()
 	// Requeue puts a dead-lettered message back into the queue, on
 	// whichever node holds it.
@@ -122,7 +122,7 @@ func (a *API) compatSend(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"id": ids[0].String()})
 }
 
-// v1Send accepts one message and answers 202 with its id and Location.
+// v1Send accepts one message and responds 202 with its id and Location.
 func (a *API) v1Send(c echo.Context) error {
 	body, drafts, err := a.readSend(c, true)
 	if err != nil {

@@ -163,7 +163,7 @@ func (n *Node) startCluster() error {
 	return nil
 }
 
-// waitForJoin returns once the node sees another member, when it has no
+// waitForJoin returns once the ring lists another member, when it has no
 // seeds, or after cluster.join_timeout.
 func (n *Node) waitForJoin(cc ClusterConfig) {
 	if len(cc.Seeds) == 0 {
@@ -176,7 +176,7 @@ func (n *Node) waitForJoin(cc ClusterConfig) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	n.log.Warn("no seed answered within the join timeout, routing as the only member",
+	n.log.Warn("no seed responded within the join timeout, routing as the only member",
 		zap.Duration("join_timeout", cc.JoinTimeout), zap.Strings("seeds", cc.Seeds))
 }
 

@@ -110,7 +110,7 @@ func (lm *limiter) setHeaders(h http.Header, client string, now time.Time) {
 	h.Set("RateLimit", fmt.Sprintf(`"client";r=%d;t=%d`, int(tokens), max(refill, 0)))
 }
 
-// boundInFlight answers 503 at once when max_in_flight requests are
+// boundInFlight responds with 503 at once when max_in_flight requests are
 // already in progress, rather than queueing without limit.
 func (a *API) boundInFlight(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -41,7 +41,7 @@ func agentWeight(load float64) int {
 	return int(math.Max(1, math.Round(w)))
 }
 
-// agentReply returns the agent-check answer: "drain" while shutting down,
+// agentReply returns the agent-check reply: "drain" while shutting down,
 // else "up ready" and the weight.
 func (n *Node) agentReply() string {
 	if n.draining.Load() {
@@ -78,7 +78,7 @@ func (n *Node) servePprof() error {
 	return nil
 }
 
-// serveAgentCheck answers HAProxy's agent checks on ln until it is closed:
+// serveAgentCheck serves HAProxy's agent checks on ln until it is closed:
 // each connection gets one line and is closed.
 func (n *Node) serveAgentCheck(ln net.Listener) {
 	backoff := time.Duration(0)

@@ -147,7 +147,7 @@ func lowercaseCompatPath(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// handleEchoError answers errors raised by echo itself (unknown route,
+// handleEchoError writes the errors that echo itself raises (unknown route,
 // wrong method) in the shape of the route's API.
 func (n *Node) handleEchoError(err error, c echo.Context) {
 	if c.Response().Committed {

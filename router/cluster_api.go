@@ -43,7 +43,7 @@ func (r *Router) Message(ctx context.Context, id storage.ID) (*storage.Message, 
 	case len(results) > 0:
 		return results[0], nil
 	case failed > 0:
-		return nil, fmt.Errorf("%w: %d nodes that may hold message %s did not answer",
+		return nil, fmt.Errorf("%w: %d nodes that may hold message %s did not respond",
 			ErrPeerUnavailable, failed, id)
 	}
 	return nil, storage.ErrNotFound
@@ -51,7 +51,7 @@ func (r *Router) Message(ctx context.Context, id storage.ID) (*storage.Message, 
 
 // askPeers calls f on every other node in parallel and returns the
 // messages of the calls that succeeded, and how many calls failed for a
-// reason other than the peer answering 404 or 409.
+// reason other than the peer responding 404 or 409.
 func (r *Router) askPeers(ctx context.Context,
 	f func(ctx context.Context, node string) (*storage.Message, error)) ([]*storage.Message, int) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
@@ -108,7 +108,7 @@ func (r *Router) Requeue(ctx context.Context, id storage.ID) (*storage.Message, 
 	case notInDLQ:
 		return nil, storage.ErrNotInDLQ
 	case failed > 0:
-		return nil, fmt.Errorf("%w: %d nodes that may hold message %s did not answer",
+		return nil, fmt.Errorf("%w: %d nodes that may hold message %s did not respond",
 			ErrPeerUnavailable, failed, id)
 	}
 	return nil, storage.ErrNotFound
@@ -149,7 +149,7 @@ func (r *Router) ListDLQ(ctx context.Context, f storage.DLQFilter, after storage
 	if failed > 0 {
 		// A page without an unreachable node's messages would let a client
 		// that follows nextCursor skip them for good.
-		return nil, nil, fmt.Errorf("%w: %d nodes did not answer", ErrPeerUnavailable, failed)
+		return nil, nil, fmt.Errorf("%w: %d nodes did not respond", ErrPeerUnavailable, failed)
 	}
 	slices.SortFunc(all, compareDLQ)
 	if len(all) <= limit {

@@ -11,7 +11,7 @@ import (
 	"github.com/esh3artech/esh3artech/storage"
 )
 
-// RingChanged tells the router that the cluster's membership changed: it
+// RingChanged notifies the router that the cluster's membership changed: it
 // re-routes the queue, hands inboxes it no longer owns to their owners,
 // moves connections to their users' new owners, and forgets connections
 // attached by nodes that left.
