@@ -216,6 +216,7 @@ func (c *Config) validateLimits() error {
 		{"limits.queue_high_water", l.QueueHighWater},
 		{"limits.inbox_cap", int64(l.InboxCap)},
 		{"limits.max_connections", int64(l.MaxConnections)},
+		{"limits.max_connections_per_user", int64(l.MaxConnectionsPerUser)},
 	}
 	for _, ch := range checks {
 		if ch.v < 1 {

@@ -131,6 +131,13 @@ type Config struct {
 	// ReconnectWindow is how long a stateful connection whose transport dropped waits
 	// for its client to reconnect. Default: 30s.
 	ReconnectWindow time.Duration
+	// MaxConnections caps the live connections of the hub; a new one past
+	// it is rejected with 503 and Retry-After, so that clients cannot use up
+	// the process's open files. Zero means no cap. Default 0.
+	MaxConnections int
+	// MaxConnectionsPerUser caps the live connections of one user. Zero
+	// means no cap. Default 0.
+	MaxConnectionsPerUser int
 	// WriteTimeout bounds each write to a client and the flush of a closing
 	// connection. Default: 10s.
 	WriteTimeout time.Duration

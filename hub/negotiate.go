@@ -33,7 +33,7 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, ok := h.authenticate(w, r, true)
-	if !ok {
+	if !ok || !h.admit(w, user) {
 		return
 	}
 	query := r.URL.Query()
@@ -117,4 +117,22 @@ func writeJSONError(w http.ResponseWriter, status int, message string) {
 	writeJSON(w, status, struct {
 		Error string `json:"error"`
 	}{message})
+}
+
+// admit rejects a new connection for user with 503 when the hub or the
+// user is at its cap, and reports whether it may go ahead.
+func (h *Hub) admit(w http.ResponseWriter, user string) bool {
+	reason := ""
+	switch {
+	case h.cfg.MaxConnections > 0 && h.ConnCount() >= h.cfg.MaxConnections:
+		reason = "The server holds its maximum number of connections; retry later."
+	case h.cfg.MaxConnectionsPerUser > 0 && len(h.reg.user(user)) >= h.cfg.MaxConnectionsPerUser:
+		reason = "This user holds its maximum number of connections; close one first."
+	default:
+		return true
+	}
+	h.log.Warn("connection rejected", zap.String("phone", user), zap.String("reason", reason))
+	w.Header().Set("Retry-After", "5")
+	writeJSONError(w, http.StatusServiceUnavailable, reason)
+	return false
 }

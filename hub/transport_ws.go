@@ -51,6 +51,9 @@ func (t *wsTransport) abort() {
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, user string) {
 	var c *conn
 	if queryValue(r.URL.Query(), "id") == "" {
+		if !h.admit(w, user) {
+			return
+		}
 		c = newConn(h, user, rand.Text(), newConnectionToken(), false)
 		h.reg.addToken(c)
 	} else if c = h.lookup(w, r, user); c == nil {
