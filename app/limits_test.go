@@ -305,3 +305,31 @@ func TestNodeRefusalRefundsTokens(t *testing.T) {
 		"the token of the refused request was put back")
 	require.Equal(t, http.StatusTooManyRequests, sendTo(t, node, "775265497").Code)
 }
+
+func TestBodyEncodingRejected(t *testing.T) {
+	node := newTestNode(t)
+	rec := serve(t, node, request{Method: http.MethodPost, Path: "/api/v1/messages",
+		Body:   "{\"recipientPhoneNumber\": \"775265496\", \"messageContent\": \"caf\xe9\"}",
+		Header: asAcme()})
+	code, _ := requireError(t, rec, "/api/v1/messages", http.StatusBadRequest)
+	require.Equal(t, "invalid_utf8", code)
+
+	rec = serve(t, node, request{Method: http.MethodPost, Path: "/api/v1/messages",
+		Body:   `{"recipientPhoneNumber": "775265496", "messageContent": "x"}`,
+		Header: asAcme("Content-Type", "application/json; charset=iso-8859-1")})
+	code, _ = requireError(t, rec, "/api/v1/messages", http.StatusUnsupportedMediaType)
+	require.Equal(t, "unsupported_charset", code)
+	require.Zero(t, countStoredMessages(t, node))
+}
+
+func TestCompatPathForms(t *testing.T) {
+	node := newTestNode(t)
+	for _, path := range []string{
+		"/api/app/message/send-one-way-message/",
+		"/api/app/message/send-one-way-messag%65",
+	} {
+		rec := serve(t, node, request{Method: http.MethodPost, Path: path,
+			Body: `{"recipientPhoneNumber": "775265496", "messageContent": "x"}`, Header: asAcme()})
+		require.Equal(t, http.StatusOK, rec.Code, path)
+	}
+}

@@ -139,9 +139,13 @@ func (n *Node) newEcho(phones *PhoneNormalizer) *echo.Echo {
 // case-insensitively, as ASP.NET Core routing does.
 func lowercaseCompatPath(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p := c.Request().URL.Path
-		if len(p) > 9 && strings.EqualFold(p[:9], "/api/app/") {
-			c.Request().URL.Path = strings.ToLower(p)
+		u := c.Request().URL
+		if len(u.Path) > 9 && strings.EqualFold(u.Path[:9], "/api/app/") {
+			// ASP.NET Core also ignores a trailing slash. Echo routes on
+			// RawPath when the path was percent-encoded, so that is
+			// replaced by the decoded, lowercased path.
+			u.Path = strings.TrimSuffix(strings.ToLower(u.Path), "/")
+			u.RawPath = ""
 		}
 		return next(c)
 	}

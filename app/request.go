@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
@@ -48,6 +49,12 @@ func readJSONBody(c echo.Context, hc HTTPConfig) ([]byte, error) {
 		return nil, newAPIError(http.StatusBadRequest, "body_unreadable",
 			"The request body could not be read: "+err.Error())
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would replace the invalid bytes and store a
+		// different text than the client sent.
+		return nil, newAPIError(http.StatusBadRequest, "invalid_utf8",
+			"The request body is not valid UTF-8; send the text encoded as UTF-8.")
+	}
 	return body, nil
 }
 
@@ -58,7 +65,11 @@ func tooLargeError(limit int64) *APIError {
 }
 
 func checkJSONContentType(ct string) error {
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
+	if cs, ok := params["charset"]; err == nil && ok && !strings.EqualFold(cs, "utf-8") {
+		return newAPIError(http.StatusUnsupportedMediaType, "unsupported_charset",
+			fmt.Sprintf("Charset %s is not supported; send the body as UTF-8.", cs))
+	}
 	if err == nil && (mt == "application/json" || mt == "text/json" ||
 		(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
 		return nil
