@@ -115,6 +115,8 @@ type LimitsConfig struct {
 	QueueHighWater int64   `yaml:"queue_high_water"`
 	InboxCap       int     `yaml:"inbox_cap"`
 	MaxConnections int     `yaml:"max_connections"`
+	// ConnectionCap rejects hub connections past it.
+	ConnectionCap int `yaml:"connection_cap"`
 	// MaxConnectionsPerUser caps one user's hub connections.
 	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 }

@@ -217,6 +217,7 @@ func (c *Config) validateLimits() error {
 		{"limits.inbox_cap", int64(l.InboxCap)},
 		{"limits.max_connections", int64(l.MaxConnections)},
 		{"limits.max_connections_per_user", int64(l.MaxConnectionsPerUser)},
+		{"limits.connection_cap", int64(l.ConnectionCap)},
 	}
 	for _, ch := range checks {
 		if ch.v < 1 {

@@ -30,7 +30,7 @@ func hubConfig(c *Config, log *zap.Logger, auth *Authenticator, events hub.Event
 		ReconnectBufferSize:   h.ReconnectBufferBytes,
 		ReconnectWindow:       h.ReconnectWindow,
 		AllowedOrigins:        h.AllowedOrigins,
-		MaxConnections:        c.Limits.MaxConnections,
+		MaxConnections:        c.Limits.ConnectionCap,
 		MaxConnectionsPerUser: c.Limits.MaxConnectionsPerUser,
 		Auth:                  auth.Mobile,
 		Events:                events,

@@ -2,8 +2,10 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -147,14 +149,7 @@ func (r *Router) HandOverSettled(ctx context.Context) (int, error) {
 		}
 		_, byOwner := r.splitByOwner(msgs)
 		for node, batch := range byOwner {
-			cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
-			err := r.peers.call(cctx, node, http.MethodPost, peerPathHandoff,
-				messagesBody{Messages: batch}, nil)
-			cancel()
-			if err != nil {
-				return moved, err
-			}
-			if err := r.store.DropSettled(ctx, ids(batch)); err != nil {
+			if err := r.handOffSettledTo(ctx, node, batch); err != nil {
 				return moved, err
 			}
 			moved += len(batch)
@@ -165,4 +160,26 @@ func (r *Router) HandOverSettled(ctx context.Context) (int, error) {
 		cursor = next
 	}
 	return moved, ctx.Err()
+}
+
+// handOffSettledTo sends settled messages to node and deletes them here
+// once it stored them. An owner whose ring still lists this node refuses
+// them, so the call is retried until ctx ends.
+func (r *Router) handOffSettledTo(ctx context.Context, node string, batch []*storage.Message) error {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
+		err := r.peers.call(cctx, node, http.MethodPost, peerPathHandoff,
+			messagesBody{Messages: batch}, nil)
+		cancel()
+		if err == nil {
+			return r.store.DropSettled(ctx, ids(batch))
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }
