@@ -101,21 +101,29 @@ func decodePeer(w http.ResponseWriter, req *http.Request, v any) bool {
 	return true
 }
 
-// serveForward stores messages accepted by another node for recipients
-// this node owns, before the sender deletes its copy.
-func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
+// readOwnedMessages decodes and checks the messages of a forward or
+// handoff, writing the error response and returning false for a body that
+// is invalid or names a recipient this node does not own.
+func (r *Router) readOwnedMessages(w http.ResponseWriter, req *http.Request) ([]*storage.Message, bool) {
 	var body messagesBody
 	if !decodePeer(w, req, &body) {
-		return
+		return nil, false
 	}
 	if err := validateMessages(body.Messages); err != nil {
 		writePeerError(w, http.StatusBadRequest, err, false)
+		return nil, false
+	}
+	return body.Messages, r.ownsAll(w, body.Messages)
+}
+
+// serveForward stores messages accepted by another node for recipients
+// this node owns, before the sender deletes its copy.
+func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
+	msgs, ok := r.readOwnedMessages(w, req)
+	if !ok {
 		return
 	}
-	if !r.ownsAll(w, body.Messages) {
-		return
-	}
-	n, err := r.store.AcceptForwarded(req.Context(), body.Messages)
+	n, err := r.store.AcceptForwarded(req.Context(), msgs)
 	if err != nil {
 		writePeerError(w, http.StatusServiceUnavailable, err, false)
 		return
@@ -129,18 +137,11 @@ func (r *Router) serveForward(w http.ResponseWriter, req *http.Request) {
 
 // serveHandoff stores inbox messages that their previous owner hands over.
 func (r *Router) serveHandoff(w http.ResponseWriter, req *http.Request) {
-	var body messagesBody
-	if !decodePeer(w, req, &body) {
+	msgs, ok := r.readOwnedMessages(w, req)
+	if !ok {
 		return
 	}
-	if err := validateMessages(body.Messages); err != nil {
-		writePeerError(w, http.StatusBadRequest, err, false)
-		return
-	}
-	if !r.ownsAll(w, body.Messages) {
-		return
-	}
-	n, err := r.store.Adopt(req.Context(), body.Messages)
+	n, err := r.store.Adopt(req.Context(), msgs)
 	if err != nil {
 		writePeerError(w, http.StatusServiceUnavailable, err, false)
 		return
@@ -148,7 +149,7 @@ func (r *Router) serveHandoff(w http.ResponseWriter, req *http.Request) {
 	r.log.Info("inbox messages adopted", zap.String("peer", req.Header.Get(headerPeerNode)),
 		zap.Int("count", n))
 	signal(r.wakeScheduler)
-	r.restartBacklogs(body.Messages)
+	r.restartBacklogs(msgs)
 	writePeerJSON(w, map[string]int{"stored": n})
 }
 
