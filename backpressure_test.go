@@ -26,20 +26,7 @@ func connectAckingUser(t *testing.T, node *nodeProc, phone string) *ackingUser {
 	t.Helper()
 	u := &ackingUser{}
 	ack := func(payload json.RawMessage, many bool) {
-		var text string
-		if json.Unmarshal(payload, &text) != nil {
-			return
-		}
-		var msgs []struct{ Id string }
-		if many {
-			_ = json.Unmarshal([]byte(text), &msgs)
-		} else {
-			var one struct{ Id string }
-			_ = json.Unmarshal([]byte(text), &one)
-			msgs = append(msgs, one)
-		}
-		for _, m := range msgs {
-			id := m.Id
+		for _, id := range payloadIDs(payload, many) {
 			// Handlers run on the client's reader, so the ack is sent from
 			// another goroutine to keep reading its completion.
 			go func() {

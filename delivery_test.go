@@ -29,9 +29,18 @@ type inbox struct {
 }
 
 func (b *inbox) add(payload json.RawMessage, many bool) {
+	ids := payloadIDs(payload, many)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ids = append(b.ids, ids...)
+}
+
+// payloadIDs returns the message ids of the one string argument of
+// ReceiveMessage (many false) or ReceivePendingMessages (many true).
+func payloadIDs(payload json.RawMessage, many bool) []string {
 	var text string
 	if json.Unmarshal(payload, &text) != nil {
-		return
+		return nil
 	}
 	var msgs []struct{ Id string }
 	if many {
@@ -41,11 +50,11 @@ func (b *inbox) add(payload json.RawMessage, many bool) {
 		_ = json.Unmarshal([]byte(text), &one)
 		msgs = append(msgs, one)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, m := range msgs {
-		b.ids = append(b.ids, m.Id)
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.Id
 	}
+	return ids
 }
 
 func (b *inbox) received() []string {
