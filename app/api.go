@@ -198,7 +198,7 @@ func (a *API) readCompatBatch(c echo.Context) ([]byte, []draft, error) {
 	return body, drafts, nil
 }
 
-// v1Batch accepts up to 500 messages, all or none, and answers their ids in
+// v1Batch accepts up to 500 messages, all or none, and returns their ids in
 // the order of the request.
 func (a *API) v1Batch(c echo.Context) error {
 	body, drafts, err := a.readV1Batch(c)
@@ -270,8 +270,8 @@ func (a *API) validateBatch(field string, n int, item func(int) (draft, []FieldE
 
 var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
 
-// accept stores drafts durably and returns their ids; only then may the
-// caller answer.
+// accept stores drafts durably and returns their ids. Only then may the
+// caller respond.
 func (a *API) accept(c echo.Context, body []byte, drafts []draft) ([]storage.ID, bool, error) {
 	p := principal(c)
 	idem := storage.Idempotency{}
@@ -286,7 +286,7 @@ func (a *API) accept(c echo.Context, body []byte, drafts []draft) ([]storage.ID,
 			Hash: sha256.Sum256(append([]byte(route), body...)),
 		}
 	}
-	// A repeat of an accepted request gets its first answer without being
+	// A repeat of an accepted request gets its first response without being
 	// counted against the limits, because it stores nothing.
 	if idem.Key != "" {
 		ids, found, err := a.store.Replay(c.Request().Context(), idem)

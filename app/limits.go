@@ -98,9 +98,9 @@ func (lm *limiter) take(client string, n int, now time.Time) (
 }
 
 // setHeaders writes the RateLimit-Policy and RateLimit fields of the IETF
-// httpapi rate-limit headers draft: the quota is the burst, refilled over
-// the window burst/rate; r is the tokens left and t the seconds until the
-// bucket is full again.
+// httpapi rate-limit headers draft. The quota is the burst, refilled over
+// the window burst/rate. In RateLimit, r is the tokens left and t the
+// seconds until the bucket is full again.
 func (lm *limiter) setHeaders(h http.Header, client string, now time.Time) {
 	bk := lm.bucket(client)
 	window := int(math.Ceil(float64(bk.burst) / bk.rate))
@@ -131,8 +131,8 @@ func (a *API) boundInFlight(next echo.HandlerFunc) echo.HandlerFunc {
 // tokens from the client's bucket. It returns an *APIError for a refusal.
 //
 // The client's limit comes first, so that a client over its limit learns
-// that rather than the node's state; the tokens of a request that the node
-// then refuses are put back.
+// that rather than the node's state. The tokens of a request that the node
+// then rejects are put back.
 func (a *API) admit(c echo.Context, drafts []draft) error {
 	p := principal(c)
 	ok, wait, refund := a.limits.take(p.ClientID, len(drafts), time.Now())

@@ -53,7 +53,7 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe records the answer time of every API request.
+// observe records the response time of every API request.
 func (m *metrics) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()

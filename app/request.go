@@ -82,8 +82,8 @@ func checkJSONContentType(ct string) error {
 }
 
 // decodeJSON decodes body into v. Field names match case-insensitively.
-// With strict set, fields that v does not have are rejected. Errors say
-// where the body failed to parse.
+// With strict set, fields that v does not have are rejected. Errors give
+// the offset where the body failed to parse.
 func decodeJSON(body []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {

@@ -26,7 +26,7 @@ type edgeConn struct {
 }
 
 // Connected attaches a new connection to its user's owner: this node starts
-// its backlog, or the owner is told to. It implements hub.Events and
+// its backlog, or it asks the owner to. It implements hub.Events and
 // returns at once.
 func (r *Router) Connected(ctx context.Context, c hub.ConnInfo) {
 	r.log.Debug("connection registered", zap.String("conn_id", c.ID), zap.String("phone", c.User))
@@ -69,7 +69,7 @@ func (r *Router) attach(ec *edgeConn) {
 	r.goLoop(func() { r.attachRemoteWithRetry(actx, node, ec.info) })
 }
 
-// attachRemoteWithRetry tells node about the connection until it answers
+// attachRemoteWithRetry sends the attachment to node until it responds
 // or the attachment ends.
 func (r *Router) attachRemoteWithRetry(ctx context.Context, node string, c hub.ConnInfo) {
 	for ctx.Err() == nil {
@@ -150,7 +150,7 @@ func (r *Router) reattach() {
 
 // runAttachRefresh re-sends every remote attachment to its owner each
 // Config.AttachRefresh. An owner keeps attachments in memory, so it loses
-// them when it restarts, or when it briefly sees this node leave.
+// them when it restarts, or when it briefly has this node out of its ring.
 func (r *Router) runAttachRefresh() {
 	t := time.NewTicker(r.cfg.AttachRefresh)
 	defer t.Stop()

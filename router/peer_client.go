@@ -64,7 +64,7 @@ func (pc *peerClient) peer(node string) *peerState {
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
 		IsSuccessful: func(err error) bool {
 			var pe *peerError
-			return err == nil || errors.As(err, &pe) // the peer answered
+			return err == nil || errors.As(err, &pe) // the peer responded
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			pc.log.Warn("peer circuit breaker changed state", zap.String("peer", name),
@@ -83,18 +83,18 @@ func (pc *peerClient) peer(node string) *peerState {
 	return p
 }
 
-// peerError is an error answer from a peer.
+// peerError is an error response from a peer.
 type peerError struct {
 	Status int
 	Body   errorBody
 }
 
 func (e *peerError) Error() string {
-	return fmt.Sprintf("router: peer answered %d: %s", e.Status, e.Body.Error)
+	return fmt.Sprintf("router: peer responded %d: %s", e.Status, e.Body.Error)
 }
 
 // call sends one request to node through its circuit breaker and decodes
-// the answer into out (when out is not nil).
+// the response into out (when out is not nil).
 func (pc *peerClient) call(ctx context.Context, node, method, path string, in, out any) error {
 	addr, ok := pc.placement.PeerAddr(node)
 	if !ok {
@@ -114,7 +114,7 @@ func (pc *peerClient) call(ctx context.Context, node, method, path string, in, o
 		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("router: decode answer of %s %s: %w", node, path, err)
+		return fmt.Errorf("router: decode response of %s %s: %w", node, path, err)
 	}
 	return nil
 }
@@ -142,7 +142,7 @@ func (pc *peerClient) do(ctx context.Context, method, url string, in any) ([]byt
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("router: read peer answer %s: %w", url, err)
+		return nil, fmt.Errorf("router: read peer response %s: %w", url, err)
 	}
 	if resp.StatusCode >= 300 {
 		pe := &peerError{Status: resp.StatusCode}

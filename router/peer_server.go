@@ -53,7 +53,7 @@ func writePeerError(w http.ResponseWriter, status int, err error, clientVisible 
 	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), ClientVisible: clientVisible})
 }
 
-// ownsAll answers 409 and returns false unless this node owns the
+// ownsAll responds 409 and returns false unless this node owns the
 // recipient of every message. A sender whose ring differs keeps its copy
 // and tries again once the rings agree; storing a message this node would
 // send on, or send back, could let both copies be deleted.

@@ -10,8 +10,8 @@ import (
 	"github.com/esh3artech/esh3artech/storage"
 )
 
-// stuckRetry is how soon the processor tries again to forward messages
-// whose owner could not take them.
+// stuckRetry is the delay before the processor tries again to forward
+// messages whose owner could not take them.
 const stuckRetry = time.Second
 
 // runProcessor drains the durable queue a batch at a time whenever Notify
@@ -51,7 +51,7 @@ func (r *Router) drainQueue(ctx context.Context) (stuck bool) {
 	if r.rescan.Swap(false) || now.Sub(r.lastFullScan) >= fullScanEvery {
 		r.lastFullScan = now
 		// Every id taken here was committed before the scan starts, so the
-		// scan sees it.
+		// scan reads it.
 		r.store.TakeQueued()
 		stuck = r.scanQueue(ctx)
 	} else {
@@ -152,7 +152,7 @@ func (r *Router) splitByOwner(msgs []*storage.Message) ([]*storage.Message, map[
 }
 
 // forward hands messages to their owner, which stores them durably before
-// it answers; only then are they deleted here.
+// it responds; only then are they deleted here.
 func (r *Router) forward(ctx context.Context, node string, msgs []*storage.Message) error {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
 	defer cancel()

@@ -15,7 +15,7 @@ import (
 
 // RingChanged notifies the router that the cluster's membership changed: it
 // re-routes the queue, hands inboxes it no longer owns to their owners,
-// moves connections to their users' new owners, and forgets connections
+// moves connections to their users' new owners, and drops connections
 // attached by nodes that left.
 func (r *Router) RingChanged() {
 	nodes := r.placement.Nodes()
@@ -81,7 +81,7 @@ func (r *Router) handOff(ctx context.Context) bool {
 }
 
 // handOffTo sends messages to their new owner, which stores them durably
-// before it answers; only then are they deleted here.
+// before it responds; only then are they deleted here.
 func (r *Router) handOffTo(ctx context.Context, node string, msgs []*storage.Message) error {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
 	defer cancel()

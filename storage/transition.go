@@ -22,7 +22,7 @@ var ErrNotInDLQ = errors.New("storage: message is not in the dead-letter queue")
 //	Requeue:      d removed, q added             status Queued
 //
 // Each step is one atomic batch, so a record is never deleted before its
-// successor is written in the same batch. Steps that a caller answers on
+// successor is written in the same batch. Steps that a caller responds on
 // (Acknowledge, DeadLetter, Requeue, and storing messages another node
 // deletes afterwards) are committed with Sync. The others (MoveToInbox,
 // MarkSent, Reschedule, and deleting copies another node already holds)
@@ -175,7 +175,7 @@ func (s *Store) Requeue(ctx context.Context, id ID) (*Message, error) {
 	return out[0], nil
 }
 
-// action is what a transition step does with a message record.
+// action is the effect of a transition step on a message record.
 type action int
 
 const (
