@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/esh3artech/esh3artech/hub/signalr"
+	"github.com/esh3artech/esh3artech/router/cluster"
 	"github.com/esh3artech/esh3artech/storage"
 )
 
@@ -57,11 +58,18 @@ func startTestCluster(t *testing.T, count int) []*Node {
 
 func requireRingAgreement(t *testing.T, nodes []*Node) {
 	t.Helper()
+	// The placement's ring is the one routing uses; it follows the
+	// membership's ring after the change callback ran.
+	placementRing := func(n *Node) *cluster.Ring {
+		n.cluster.placement.mu.RLock()
+		defer n.cluster.placement.mu.RUnlock()
+		return n.cluster.placement.members
+	}
 	require.Eventually(t, func() bool {
-		first := nodes[0].cluster.membership.Ring()
+		first := placementRing(nodes[0])
 		for _, n := range nodes {
-			r := n.cluster.membership.Ring()
-			if r.Len() != len(nodes) || r.Version() != first.Version() {
+			r := placementRing(n)
+			if r == nil || first == nil || r.Len() != len(nodes) || r.Version() != first.Version() {
 				return false
 			}
 		}
